@@ -1,0 +1,14 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { Metrics } from "@aws-lambda-powertools/metrics";
+import { Tracer } from "@aws-lambda-powertools/tracer";
+import { metrics as metricDefinitions } from "#infra/definitions";
+
+/**
+ * The one Logger, Metrics and Tracer of a function. Service name, log level and sampling come
+ * from the POWERTOOLS_* environment variables the stack (or the local runtime) sets.
+ */
+export const logger = new Logger();
+export const metrics = new Metrics({ namespace: metricDefinitions.namespace });
+export const tracer = new Tracer();
+
+export const metricNames = metricDefinitions.names;
