@@ -1,0 +1,188 @@
+/**
+ * The JSON a webhook sends for a record (SPEC section 4), which `GET /objects/{type}/{id}` returns
+ * too: HubSpot's legacy contact profile for contacts, its CRM object shape for the other types.
+ */
+import { type CrmRecord, currentValue, type PropertyVersion } from "#domain/record";
+import type { BodySpec, ObjectType } from "#domain/requests";
+
+export interface PayloadOptions {
+  /** The account id receivers see as `portal-id` / `portalId`. */
+  readonly portalId: number;
+}
+
+export interface ContactPropertyVersionPayload {
+  readonly value: string;
+  readonly "source-type": string;
+  readonly "source-id": string | null;
+  readonly "source-label": string | null;
+  readonly timestamp: number;
+  readonly selected: boolean;
+}
+
+export interface ContactIdentityPayload {
+  readonly type: "EMAIL";
+  readonly value: string;
+  readonly timestamp: number;
+  readonly "is-primary": boolean;
+}
+
+export interface ContactProfilePayload {
+  readonly vid: number | string;
+  readonly "canonical-vid": number | string;
+  readonly "portal-id": number;
+  readonly "is-contact": true;
+  readonly properties: Readonly<
+    Record<string, { readonly value: string; readonly versions: ContactPropertyVersionPayload[] }>
+  >;
+  readonly "form-submissions": readonly never[];
+  readonly "list-memberships": readonly never[];
+  readonly "identity-profiles": ReadonlyArray<{
+    readonly vid: number | string;
+    readonly identities: ContactIdentityPayload[];
+  }>;
+  readonly "merge-audits": readonly never[];
+}
+
+export interface CrmObjectPayload {
+  readonly objectId: number | string;
+  readonly objectType: "COMPANY" | "DEAL" | "TICKET";
+  readonly portalId: number;
+  readonly isDeleted: false;
+  readonly properties: Readonly<
+    Record<
+      string,
+      {
+        readonly value: string;
+        readonly timestamp: number;
+        readonly source: string;
+        readonly sourceId: string | null;
+      }
+    >
+  >;
+}
+
+export type RecordPayload = ContactProfilePayload | CrmObjectPayload;
+
+const OBJECT_TYPE_NAMES: Record<Exclude<ObjectType, "contacts">, CrmObjectPayload["objectType"]> = {
+  companies: "COMPANY",
+  deals: "DEAL",
+  tickets: "TICKET",
+};
+
+/** The record in the JSON shape a webhook sends for its object type. */
+export function recordPayload(record: CrmRecord, options: PayloadOptions): RecordPayload {
+  return record.objectType === "contacts"
+    ? contactProfile(record, options)
+    : crmObject(record, record.objectType, options);
+}
+
+/**
+ * The exact bytes a webhook action sends for a record: `undefined` for GET, the whole record for
+ * `{type: "all"}`, and for a custom body a flat object of the fields in the order given, where a
+ * property the record lacks is `null`.
+ */
+export function webhookBody(
+  body: BodySpec,
+  method: "GET" | "POST",
+  record: CrmRecord,
+  options: PayloadOptions,
+): string | undefined {
+  if (method === "GET") {
+    return undefined;
+  }
+  if (body.type === "all") {
+    return JSON.stringify(recordPayload(record, options));
+  }
+  // Written member by member: a JS object would move integer-like keys ahead of the others.
+  const members = body.fields.map((field) => {
+    const value =
+      "property" in field ? (currentValue(record, field.property) ?? null) : field.value;
+    return `${JSON.stringify(field.key)}:${JSON.stringify(value)}`;
+  });
+  return `{${members.join(",")}}`;
+}
+
+function contactProfile(record: CrmRecord, options: PayloadOptions): ContactProfilePayload {
+  const vid = numericWhenPossible(record.objectId);
+  const properties = Object.fromEntries(
+    sortedProperties(record).map(([name, versions]) => [
+      name,
+      {
+        value: versions[0].value,
+        versions: versions.map((version) => ({
+          value: version.value,
+          "source-type": version.sourceType,
+          "source-id": version.sourceId,
+          "source-label": version.sourceLabel,
+          timestamp: version.timestamp,
+          // HubSpot's profile API reports every version unselected; receivers built for it expect so.
+          selected: false,
+        })),
+      },
+    ]),
+  );
+  return {
+    vid,
+    "canonical-vid": vid,
+    "portal-id": options.portalId,
+    "is-contact": true,
+    properties,
+    "form-submissions": [],
+    "list-memberships": [],
+    "identity-profiles": [{ vid, identities: emailIdentities(record) }],
+    "merge-audits": [],
+  };
+}
+
+function emailIdentities(record: CrmRecord): ContactIdentityPayload[] {
+  const email = Object.hasOwn(record.properties, "email")
+    ? record.properties.email?.[0]
+    : undefined;
+  if (email === undefined || email.value === "") {
+    return [];
+  }
+  return [{ type: "EMAIL", value: email.value, timestamp: email.timestamp, "is-primary": true }];
+}
+
+function crmObject(
+  record: CrmRecord,
+  objectType: Exclude<ObjectType, "contacts">,
+  options: PayloadOptions,
+): CrmObjectPayload {
+  const properties = Object.fromEntries(
+    sortedProperties(record).map(([name, [latest]]) => [
+      name,
+      {
+        value: latest.value,
+        timestamp: latest.timestamp,
+        source: latest.sourceType,
+        sourceId: latest.sourceId,
+      },
+    ]),
+  );
+  return {
+    objectId: numericWhenPossible(record.objectId),
+    objectType: OBJECT_TYPE_NAMES[objectType],
+    portalId: options.portalId,
+    isDeleted: false,
+    properties,
+  };
+}
+
+type NonEmptyHistory = readonly [PropertyVersion, ...PropertyVersion[]];
+
+/** Properties that have a value, by name, so that the bytes do not depend on storage order. */
+function sortedProperties(record: CrmRecord): Array<[string, NonEmptyHistory]> {
+  return Object.entries(record.properties)
+    .filter((entry): entry is [string, NonEmptyHistory] => entry[1].length > 0)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** HubSpot ids are numbers; ours are strings, sent as numbers when that loses nothing. */
+function numericWhenPossible(id: string): number | string {
+  if (!/^(0|[1-9][0-9]*)$/.test(id)) {
+    return id;
+  }
+  const numeric = Number(id);
+  return Number.isSafeInteger(numeric) ? numeric : id;
+}
