@@ -7,11 +7,16 @@ export interface AdvanceMessage {
   readonly actionIndex: number;
 }
 
-/** Workflow-steps lane: a delay action's wait is over (or a chunk of it, for long delays). */
+/**
+ * Workflow-steps lane: a delay action may be over. SQS delays a message 15 minutes at most, so a
+ * longer delay is walked in hops, each re-sending this message until `resumeAt` has passed.
+ */
 export interface ResumeMessage {
   readonly type: "resume";
   readonly enrollmentId: string;
   readonly actionIndex: number;
+  /** When the delay ends (epoch ms, real time). */
+  readonly resumeAt: number;
 }
 
 /** Workflow-steps lane: the delivery of a webhook action ended (succeeded or failed for good). */
@@ -28,4 +33,45 @@ export type WorkflowStepMessage = AdvanceMessage | ResumeMessage | DeliveryEnded
 export interface DeliveryAttemptMessage {
   readonly deliveryId: string;
   readonly attempt: number;
+}
+
+/** Thrown for a message body that is not one of ours; it ends in the lane's dead-letter queue. */
+export class MalformedMessageError extends Error {
+  override name = "MalformedMessageError";
+}
+
+const isIndex = (value: unknown): value is number =>
+  Number.isSafeInteger(value) && (value as number) >= 0;
+const isId = (value: unknown): value is string => typeof value === "string" && value.length > 0;
+
+/** Reads a workflow-steps message, refusing anything of another shape. */
+export function parseWorkflowStepMessage(body: string): WorkflowStepMessage {
+  const message = parseJson(body) as Partial<Record<string, unknown>>;
+  if (isId(message.enrollmentId) && isIndex(message.actionIndex)) {
+    if (message.type === "advance") return message as unknown as AdvanceMessage;
+    if (message.type === "resume" && typeof message.resumeAt === "number")
+      return message as unknown as ResumeMessage;
+    if (message.type === "deliveryEnded" && isId(message.deliveryId))
+      return message as unknown as DeliveryEndedMessage;
+  }
+  throw new MalformedMessageError(`not a workflow step: ${body.slice(0, 200)}`);
+}
+
+/** Reads a webhook-lane message, refusing anything of another shape. */
+export function parseDeliveryAttemptMessage(body: string): DeliveryAttemptMessage {
+  const message = parseJson(body) as Partial<Record<string, unknown>>;
+  if (isId(message.deliveryId) && isIndex(message.attempt) && message.attempt >= 1) {
+    return { deliveryId: message.deliveryId, attempt: message.attempt };
+  }
+  throw new MalformedMessageError(`not a delivery attempt: ${body.slice(0, 200)}`);
+}
+
+function parseJson(body: string): unknown {
+  try {
+    const value: unknown = JSON.parse(body);
+    if (value !== null && typeof value === "object") return value;
+  } catch {
+    // falls through to the error below
+  }
+  throw new MalformedMessageError(`not a JSON object: ${body.slice(0, 200)}`);
 }

@@ -1,0 +1,65 @@
+import { randomUUID } from "node:crypto";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { AppsTable } from "#adapters/apps-table";
+import { dynamoDocuments, sqs } from "#adapters/aws-clients";
+import { DeliveriesTable } from "#adapters/deliveries-table";
+import { EnrollmentsTable } from "#adapters/enrollments-table";
+import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import { RecordsTable } from "#adapters/records-table";
+import { createWebhookClient } from "#adapters/webhook-client";
+import { WorkflowsTable } from "#adapters/workflows-table";
+import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
+import { logger, metricNames, metrics } from "#shared/observability";
+import { errorReply, replyForError, toResult } from "./http.ts";
+import { type ApiDeps, operations } from "./routes.ts";
+
+const tables = tableNames(["apps", "workflows", "records", "enrollments", "deliveries"]);
+const settings = runtimeSettings();
+
+const deps: ApiDeps = {
+  apps: new AppsTable(dynamoDocuments, tables.apps),
+  workflows: new WorkflowsTable(dynamoDocuments, tables.workflows),
+  records: new RecordsTable(dynamoDocuments, tables.records),
+  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
+  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
+  lane: new WebhookLane(sqs, queueUrl("webhookLane")),
+  webhookClient: createWebhookClient({ allowPrivateTargets: settings.allowPrivateTargets }),
+  now: Date.now,
+  newId: randomUUID,
+  portalId: settings.portalId,
+  allowPrivateTargets: settings.allowPrivateTargets,
+};
+
+/** API Gateway proxy handler: routes the request, maps domain errors to 4xx, never leaks a stack. */
+export async function handler(
+  event: APIGatewayProxyEvent,
+  context: Context,
+): Promise<APIGatewayProxyResult> {
+  logger.addContext(context);
+  const route = `${event.httpMethod} ${event.resource}`;
+  const log = logger.createChild({
+    persistentKeys: { route, requestId: event.requestContext?.requestId },
+  });
+  const operation = operations[route];
+  if (!operation) return toResult(errorReply(404, "not_found", `no route ${route}`));
+  try {
+    const reply = await operation(deps, event);
+    if (route === "POST /workflows/{workflowId}/enrollments") {
+      metrics.addMetric(metricNames.enrollmentStarted, "Count", 1);
+    }
+    log.info("request handled", { statusCode: reply.statusCode });
+    return toResult(reply);
+  } catch (error) {
+    const { reply, expected } = replyForError(error);
+    if (expected)
+      log.info("request refused", {
+        statusCode: reply.statusCode,
+        reason: (error as Error).message,
+      });
+    else log.error("request failed", { error });
+    return toResult(reply);
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}

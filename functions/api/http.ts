@@ -1,0 +1,86 @@
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import {
+  ConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+  ValidationError,
+} from "#domain/errors";
+import { MAX_REQUEST_BODY_BYTES } from "#infra/definitions";
+
+/** A handled request's outcome before it becomes an API Gateway result. */
+export interface Reply {
+  readonly statusCode: number;
+  readonly body?: unknown;
+}
+
+const JSON_HEADERS = { "Content-Type": "application/json; charset=utf-8" };
+
+export function toResult(reply: Reply): APIGatewayProxyResult {
+  return {
+    statusCode: reply.statusCode,
+    headers: JSON_HEADERS,
+    body: reply.body === undefined ? "" : JSON.stringify(reply.body),
+  };
+}
+
+/** The error response of SPEC section 2: `{"error": {"code", "message"}}`. */
+export function errorReply(statusCode: number, code: string, message: string): Reply {
+  return { statusCode, body: { error: { code, message } } };
+}
+
+/**
+ * Maps a domain error to its response; anything else is an internal error whose details stay in
+ * the logs. Returns the reply and whether the error was expected.
+ */
+export function replyForError(error: unknown): { reply: Reply; expected: boolean } {
+  if (error instanceof ValidationError)
+    return { reply: errorReply(400, "invalid_request", error.message), expected: true };
+  if (error instanceof NotFoundError)
+    return { reply: errorReply(404, "not_found", error.message), expected: true };
+  if (error instanceof ConflictError)
+    return { reply: errorReply(409, "conflict", error.message), expected: true };
+  if (error instanceof PayloadTooLargeError)
+    return { reply: errorReply(413, "payload_too_large", error.message), expected: true };
+  if (error instanceof UnsupportedMediaTypeError) {
+    return { reply: errorReply(415, "unsupported_media_type", error.message), expected: true };
+  }
+  return {
+    reply: errorReply(500, "internal_error", "internal error; see the logs"),
+    expected: false,
+  };
+}
+
+/**
+ * The JSON body of a request: at most 1 MiB, declared as JSON, and well-formed. A route without a
+ * body accepts an empty one.
+ */
+export function jsonBody(event: APIGatewayProxyEvent): unknown {
+  const raw = event.body ?? "";
+  const text = event.isBase64Encoded ? Buffer.from(raw, "base64").toString("utf8") : raw;
+  const bytes = Buffer.byteLength(text);
+  if (bytes > MAX_REQUEST_BODY_BYTES) {
+    throw new PayloadTooLargeError(
+      `body is ${bytes} bytes; at most ${MAX_REQUEST_BODY_BYTES} (1 MiB) are accepted`,
+    );
+  }
+  if (text.trim() === "") return undefined;
+  const contentType = header(event, "content-type");
+  if (!contentType || !/^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(contentType)) {
+    throw new UnsupportedMediaTypeError(
+      `Content-Type must be application/json, got ${contentType ? `"${contentType}"` : "none"}`,
+    );
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new ValidationError("body", "must be valid JSON");
+  }
+}
+
+function header(event: APIGatewayProxyEvent, name: string): string | undefined {
+  for (const [key, value] of Object.entries(event.headers ?? {})) {
+    if (key.toLowerCase() === name && value !== undefined) return value;
+  }
+  return undefined;
+}

@@ -1,0 +1,89 @@
+import type { APIGatewayProxyEvent } from "aws-lambda";
+import type { AppsDeps } from "#app/apps";
+import { readApp, registerApp } from "#app/apps";
+import { type DeliveriesDeps, readDelivery, retryDelivery } from "#app/deliveries";
+import { type EnrollDeps, type EnrollmentViewDeps, enroll, readEnrollment } from "#app/enrollments";
+import { putRecord, type RecordsDeps, readRecord } from "#app/records";
+import { type TestActionDeps, testWebhookAction } from "#app/test-action";
+import {
+  createWorkflow,
+  deleteWorkflow,
+  listWorkflows,
+  readWorkflow,
+  replaceWorkflow,
+  type WorkflowsDeps,
+} from "#app/workflows";
+import { parseId, parseObjectType, parseRequestBody } from "#domain/requests";
+import { jsonBody, type Reply } from "./http.ts";
+
+export type ApiDeps = AppsDeps &
+  RecordsDeps &
+  WorkflowsDeps &
+  EnrollDeps &
+  EnrollmentViewDeps &
+  DeliveriesDeps &
+  TestActionDeps;
+
+type Operation = (deps: ApiDeps, event: APIGatewayProxyEvent) => Promise<Reply>;
+
+const param = (event: APIGatewayProxyEvent, name: string) =>
+  parseId(name, event.pathParameters?.[name]);
+const body = <N extends Parameters<typeof parseRequestBody>[0]>(
+  name: N,
+  event: APIGatewayProxyEvent,
+) => parseRequestBody(name, jsonBody(event));
+const ok = (payload: unknown, statusCode = 200): Reply => ({ statusCode, body: payload });
+
+/** Every route of SPEC section 2, keyed by method and API Gateway resource path. */
+export const operations: Readonly<Record<string, Operation>> = {
+  "GET /health": async () => ok({ ok: true }),
+  "POST /apps": async (deps, event) => ok(await registerApp(deps, body("createApp", event)), 201),
+  "GET /apps/{appId}": async (deps, event) => ok(await readApp(deps, param(event, "appId"))),
+  "PUT /objects/{objectType}/{objectId}": async (deps, event) => {
+    const objectType = parseObjectType(event.pathParameters?.objectType);
+    const objectId = param(event, "objectId");
+    const { created, payload } = await putRecord(
+      deps,
+      objectType,
+      objectId,
+      body("putObject", event),
+    );
+    return ok(payload, created ? 201 : 200);
+  },
+  "GET /objects/{objectType}/{objectId}": async (deps, event) =>
+    ok(
+      await readRecord(
+        deps,
+        parseObjectType(event.pathParameters?.objectType),
+        param(event, "objectId"),
+      ),
+    ),
+  "GET /workflows": async (deps) => ok(await listWorkflows(deps)),
+  "POST /workflows": async (deps, event) =>
+    ok(await createWorkflow(deps, body("workflow", event)), 201),
+  "GET /workflows/{workflowId}": async (deps, event) =>
+    ok(await readWorkflow(deps, param(event, "workflowId"))),
+  "PUT /workflows/{workflowId}": async (deps, event) =>
+    ok(await replaceWorkflow(deps, param(event, "workflowId"), body("workflow", event))),
+  "DELETE /workflows/{workflowId}": async (deps, event) => {
+    await deleteWorkflow(deps, param(event, "workflowId"));
+    return { statusCode: 204 };
+  },
+  "POST /workflows/{workflowId}/enrollments": async (deps, event) =>
+    ok(await enroll(deps, param(event, "workflowId"), body("enroll", event)), 202),
+  "POST /workflows/{workflowId}/actions/{actionId}/test": async (deps, event) =>
+    ok(
+      await testWebhookAction(
+        deps,
+        param(event, "workflowId"),
+        param(event, "actionId"),
+        body("testAction", event),
+      ),
+    ),
+  "GET /enrollments/{enrollmentId}": async (deps, event) =>
+    ok(await readEnrollment(deps, param(event, "enrollmentId"))),
+  "GET /deliveries/{deliveryId}": async (deps, event) =>
+    ok(await readDelivery(deps, param(event, "deliveryId"))),
+  "POST /deliveries/{deliveryId}/retry": async (deps, event) =>
+    ok(await retryDelivery(deps, param(event, "deliveryId")), 202),
+};

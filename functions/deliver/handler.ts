@@ -1,0 +1,100 @@
+import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { AppsTable } from "#adapters/apps-table";
+import { dynamoDocuments, scheduler, sqs } from "#adapters/aws-clients";
+import { DeliveriesTable } from "#adapters/deliveries-table";
+import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import { RetryScheduler } from "#adapters/retry-scheduler";
+import { createWebhookClient } from "#adapters/webhook-client";
+import {
+  AttemptInFlightError,
+  type AttemptReport,
+  type DeliveryAttemptsDeps,
+  makeDeliveryAttempt,
+  RetryScheduleError,
+} from "#app/delivery-attempts";
+import { parseDeliveryAttemptMessage } from "#domain/messages";
+import { queues } from "#infra/definitions";
+import { queueUrl, retrySchedulerSettings, runtimeSettings, tableNames } from "#shared/config";
+import { logger, metricNames, metrics } from "#shared/observability";
+
+const tables = tableNames(["apps", "deliveries"]);
+const settings = runtimeSettings();
+
+const deps: DeliveryAttemptsDeps = {
+  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  apps: new AppsTable(dynamoDocuments, tables.apps),
+  steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
+  lane: new WebhookLane(sqs, queueUrl("webhookLane")),
+  retryScheduler: new RetryScheduler(scheduler, retrySchedulerSettings()),
+  webhookClient: createWebhookClient({ allowPrivateTargets: settings.allowPrivateTargets }),
+  now: Date.now,
+  random: Math.random,
+  // Longer than the function may run, so a lease only lapses when its holder is gone.
+  leaseMs: (queues.webhookLane.consumerTimeoutSeconds + 30) * 1000,
+};
+
+const processor = new BatchProcessor(EventType.SQS);
+
+async function processAttempt(record: SQSRecord): Promise<void> {
+  const message = parseDeliveryAttemptMessage(record.body);
+  const log = logger.createChild({
+    persistentKeys: { deliveryId: message.deliveryId, attempt: message.attempt },
+  });
+  try {
+    const report = await makeDeliveryAttempt(deps, message);
+    recordReport(log, report);
+  } catch (error) {
+    if (error instanceof AttemptInFlightError) {
+      log.warn("attempt in flight elsewhere; message will return", { reason: error.message });
+    } else {
+      if (error instanceof RetryScheduleError)
+        metrics.addMetric(metricNames.retryScheduleFailed, "Count", 1);
+      log.error("delivery attempt failed", { error });
+    }
+    throw error;
+  }
+}
+
+function recordReport(log: typeof logger, report: AttemptReport): void {
+  if (report.kind === "skipped") {
+    log.info("attempt skipped", { reason: report.reason });
+    return;
+  }
+  const { delivery, attempt, verdict } = report;
+  log.info("delivery attempt", {
+    enrollmentId: delivery.enrollmentId,
+    workflowId: delivery.workflowId,
+    actionId: delivery.actionId,
+    outcome: verdict.status,
+    statusCode: attempt.statusCode,
+    error: attempt.error,
+    durationMs: attempt.durationMs,
+    scheduledAt: new Date(attempt.scheduledAt).toISOString(),
+    ...(verdict.status === "retrying"
+      ? { nextAttemptAt: new Date(verdict.nextAttemptAt).toISOString() }
+      : {}),
+    ...(verdict.status === "failed" ? { failureReason: verdict.reason } : {}),
+  });
+  metrics.addMetric(metricNames.deliveryLatency, "Milliseconds", attempt.durationMs);
+  if (report.fromSchedule) metrics.addMetric(metricNames.retryFired, "Count", 1);
+  if (verdict.status === "succeeded") metrics.addMetric(metricNames.deliverySucceeded, "Count", 1);
+  if (verdict.status === "failed") metrics.addMetric(metricNames.deliveryFailed, "Count", 1);
+  if (verdict.status === "retrying") {
+    metrics.addMetric(metricNames.deliveryRetried, "Count", 1);
+    metrics.addMetric(metricNames.retryScheduled, "Count", 1);
+  }
+}
+
+/** Consumes the webhook lane: one attempt per message, in parallel within a batch. */
+export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  logger.addContext(context);
+  try {
+    return await processPartialResponse(event, processAttempt, processor, {
+      context,
+      throwOnFullBatchFailure: false,
+    });
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}

@@ -1,0 +1,63 @@
+import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { dynamoDocuments, sqs } from "#adapters/aws-clients";
+import { DeliveriesTable } from "#adapters/deliveries-table";
+import { EnrollmentsTable } from "#adapters/enrollments-table";
+import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import { RecordsTable } from "#adapters/records-table";
+import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
+import { parseWorkflowStepMessage } from "#domain/messages";
+import { queues } from "#infra/definitions";
+import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
+import { logger, metricNames, metrics } from "#shared/observability";
+
+const tables = tableNames(["records", "enrollments", "deliveries"]);
+const settings = runtimeSettings();
+
+const deps: WorkflowStepsDeps = {
+  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
+  records: new RecordsTable(dynamoDocuments, tables.records),
+  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
+  lane: new WebhookLane(sqs, queueUrl("webhookLane")),
+  now: Date.now,
+  timeScale: settings.timeScale,
+  portalId: settings.portalId,
+  stalledAfterMs: queues.workflowSteps.consumerTimeoutSeconds * 1000,
+};
+
+const processor = new BatchProcessor(EventType.SQS);
+
+async function processStep(record: SQSRecord): Promise<void> {
+  const message = parseWorkflowStepMessage(record.body);
+  const log = logger.createChild({
+    persistentKeys: {
+      enrollmentId: message.enrollmentId,
+      actionIndex: message.actionIndex,
+      step: message.type,
+    },
+  });
+  try {
+    const report = await runWorkflowStep(deps, message);
+    log.info("workflow step", { ...report });
+    if (report.kind === "finished" && report.enrollmentStatus === "completed") {
+      metrics.addMetric(metricNames.enrollmentCompleted, "Count", 1);
+    }
+  } catch (error) {
+    log.error("workflow step failed", { error });
+    throw error;
+  }
+}
+
+/** Consumes the workflow-steps lane; a failing message never fails its neighbours. */
+export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  logger.addContext(context);
+  try {
+    return await processPartialResponse(event, processStep, processor, {
+      context,
+      throwOnFullBatchFailure: false,
+    });
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+}

@@ -1,0 +1,81 @@
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { isConditionFailure } from "#adapters/dynamo-errors";
+import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
+import type { CrmRecord } from "#domain/record";
+import type { ObjectType } from "#domain/requests";
+
+const SK = "RECORD";
+/** DynamoDB items stop at 400 KB; leave room for keys and attribute names. */
+export const MAX_RECORD_BYTES = 350_000;
+const MAX_WRITE_RACES = 8;
+
+interface RecordKey {
+  readonly objectType: ObjectType;
+  readonly objectId: string;
+}
+
+/** CRM records with their property history, keyed by type and id. */
+export class RecordsTable {
+  constructor(
+    private readonly documents: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async get(key: RecordKey): Promise<CrmRecord | undefined> {
+    return (await this.read(key))?.record;
+  }
+
+  /**
+   * Reads, changes and writes a record under optimistic locking: a concurrent writer makes it
+   * read again and re-apply, so no change is lost. `change` returns undefined for "no change".
+   */
+  async update(
+    key: RecordKey,
+    change: (current: CrmRecord | undefined) => CrmRecord | undefined,
+  ): Promise<CrmRecord | undefined> {
+    for (let race = 0; race < MAX_WRITE_RACES; race++) {
+      const current = await this.read(key);
+      const next = change(current?.record);
+      if (next === undefined) return current?.record;
+      const bytes = Buffer.byteLength(JSON.stringify(next));
+      if (bytes > MAX_RECORD_BYTES) {
+        throw new PayloadTooLargeError(
+          `record would take ${bytes} bytes with its history; at most ${MAX_RECORD_BYTES} are kept`,
+        );
+      }
+      try {
+        await this.documents.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: { pk: pk(key), sk: SK, ...next, revision: (current?.revision ?? 0) + 1 },
+            ConditionExpression: current ? "revision = :revision" : "attribute_not_exists(pk)",
+            ExpressionAttributeValues: current ? { ":revision": current.revision } : undefined,
+          }),
+        );
+        return next;
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
+    }
+    throw new StaleStateError(
+      `record ${pk(key)} kept changing; gave up after ${MAX_WRITE_RACES} tries`,
+    );
+  }
+
+  private async read(key: RecordKey): Promise<{ record: CrmRecord; revision: number } | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: pk(key), sk: SK },
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item) return undefined;
+    const { pk: _pk, sk: _sk, revision, ...record } = Item;
+    return { record: record as CrmRecord, revision: revision as number };
+  }
+}
+
+function pk(key: RecordKey): string {
+  return `${key.objectType}#${key.objectId}`;
+}

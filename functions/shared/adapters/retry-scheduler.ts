@@ -1,0 +1,74 @@
+import {
+  ConflictException,
+  CreateScheduleCommand,
+  DeleteScheduleCommand,
+  ResourceNotFoundException,
+  type SchedulerClient,
+} from "@aws-sdk/client-scheduler";
+import { retryScheduleName } from "#domain/delivery";
+import type { DeliveryAttemptMessage } from "#domain/messages";
+import type { RetrySchedulerSettings } from "#shared/config";
+
+/**
+ * Re-fires failed deliveries with EventBridge Scheduler: one one-time `at(...)` schedule per
+ * retry, in a dedicated group, whose target sends the attempt's message to the webhook lane and
+ * which deletes itself after it fired.
+ */
+export class RetryScheduler {
+  constructor(
+    private readonly scheduler: SchedulerClient,
+    private readonly settings: RetrySchedulerSettings,
+  ) {}
+
+  /**
+   * Schedules `message` to reach the webhook lane at `fireAt`. Scheduling the same attempt twice
+   * is harmless: the name is derived from the delivery and attempt, and a duplicate is a conflict.
+   */
+  async schedule(message: DeliveryAttemptMessage, fireAt: Date): Promise<string> {
+    const name = retryScheduleName(message.deliveryId, message.attempt);
+    try {
+      await this.scheduler.send(
+        new CreateScheduleCommand({
+          Name: name,
+          GroupName: this.settings.groupName,
+          ScheduleExpression: atExpression(fireAt),
+          ScheduleExpressionTimezone: "UTC",
+          FlexibleTimeWindow: { Mode: "OFF" },
+          ActionAfterCompletion: "DELETE",
+          Target: {
+            Arn: this.settings.laneQueueArn,
+            RoleArn: this.settings.roleArn,
+            Input: JSON.stringify(message),
+            RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
+            ...(this.settings.deadLetterArn
+              ? { DeadLetterConfig: { Arn: this.settings.deadLetterArn } }
+              : {}),
+          },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConflictException)) throw error;
+    }
+    return name;
+  }
+
+  /** Deletes the schedule of an attempt that no longer needs firing; absent is fine. */
+  async cancel(message: DeliveryAttemptMessage): Promise<void> {
+    try {
+      await this.scheduler.send(
+        new DeleteScheduleCommand({
+          Name: retryScheduleName(message.deliveryId, message.attempt),
+          GroupName: this.settings.groupName,
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ResourceNotFoundException)) throw error;
+    }
+  }
+}
+
+/** `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the second so it never fires early. */
+export function atExpression(fireAt: Date): string {
+  const seconds = new Date(Math.ceil(fireAt.getTime() / 1000) * 1000);
+  return `at(${seconds.toISOString().slice(0, 19)})`;
+}

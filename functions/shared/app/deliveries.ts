@@ -1,0 +1,42 @@
+import type { DeliveriesTable } from "#adapters/deliveries-table";
+import type { WebhookLane } from "#adapters/lanes";
+import { deliveryView } from "#domain/delivery";
+import { ConflictError, NotFoundError, StaleStateError } from "#domain/errors";
+
+export interface DeliveriesDeps {
+  readonly deliveries: DeliveriesTable;
+  readonly lane: WebhookLane;
+  readonly now: () => number;
+}
+
+/** One delivery with its attempts. */
+export async function readDelivery(deps: Pick<DeliveriesDeps, "deliveries">, deliveryId: string) {
+  const found = await deps.deliveries.getWithAttempts(deliveryId);
+  if (!found) throw new NotFoundError(`delivery ${deliveryId} not found`);
+  return deliveryView(found.delivery, found.attempts);
+}
+
+/**
+ * Re-fires a delivery now. A failed delivery gets one more attempt; a retrying one makes its
+ * next attempt now instead of at its scheduled time, and keeps its retry policy.
+ */
+export async function retryDelivery(deps: DeliveriesDeps, deliveryId: string) {
+  const delivery = await deps.deliveries.get(deliveryId);
+  if (!delivery) throw new NotFoundError(`delivery ${deliveryId} not found`);
+  if (delivery.status !== "failed" && delivery.status !== "retrying") {
+    throw new ConflictError(
+      `delivery ${deliveryId} is ${delivery.status}; only failed or retrying deliveries can be retried`,
+    );
+  }
+  let attempt: number;
+  try {
+    attempt = await deps.deliveries.requestManualRetry(delivery, deps.now());
+  } catch (error) {
+    if (error instanceof StaleStateError) {
+      throw new ConflictError(`delivery ${deliveryId} changed while being retried; try again`);
+    }
+    throw error;
+  }
+  await deps.lane.send({ deliveryId, attempt });
+  return readDelivery(deps, deliveryId);
+}

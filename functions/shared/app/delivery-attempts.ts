@@ -1,0 +1,219 @@
+import type { AppsTable } from "#adapters/apps-table";
+import type { DeliveriesTable } from "#adapters/deliveries-table";
+import type { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import type { RetryScheduler } from "#adapters/retry-scheduler";
+import type { WebhookClient } from "#adapters/webhook-client";
+import { type Attempt, type AttemptVerdict, type Delivery, judgeAttempt } from "#domain/delivery";
+import { StaleStateError } from "#domain/errors";
+import type { DeliveryAttemptMessage } from "#domain/messages";
+import { buildAttemptRequest } from "#domain/webhook-request";
+
+export interface DeliveryAttemptsDeps {
+  readonly deliveries: DeliveriesTable;
+  readonly apps: AppsTable;
+  readonly steps: WorkflowStepsLane;
+  readonly lane: WebhookLane;
+  readonly retryScheduler: RetryScheduler;
+  readonly webhookClient: WebhookClient;
+  readonly now: () => number;
+  /** Jitter source for retry delays. */
+  readonly random: () => number;
+  /** How long a consumer owns an attempt; longer than the function can run. */
+  readonly leaseMs: number;
+}
+
+/** A retry due within this time is sent to the lane at once rather than scheduled. */
+const DUE_NOW_MS = 1000;
+
+/** What an attempt message led to, for logs and metrics. */
+export type AttemptReport =
+  | { readonly kind: "skipped"; readonly reason: string }
+  | {
+      readonly kind: "sent";
+      readonly delivery: Delivery;
+      readonly attempt: Attempt;
+      readonly verdict: AttemptVerdict;
+      /** True when a scheduled retry fired this attempt. */
+      readonly fromSchedule: boolean;
+    };
+
+/** Another consumer holds the attempt; the message comes back after its visibility timeout. */
+export class AttemptInFlightError extends Error {
+  override name = "AttemptInFlightError";
+}
+
+/** The retry could not be scheduled; the message is retried, and re-schedules when it returns. */
+export class RetryScheduleError extends Error {
+  override name = "RetryScheduleError";
+}
+
+/**
+ * Makes one attempt of a delivery: takes the attempt's lease so no other consumer sends it,
+ * sends it, records it with its verdict in one conditional write, then schedules the retry or
+ * tells the enrollment the delivery ended. A message for an attempt already made only makes sure
+ * that what follows it happened.
+ */
+export async function makeDeliveryAttempt(
+  deps: DeliveryAttemptsDeps,
+  message: DeliveryAttemptMessage,
+): Promise<AttemptReport> {
+  const delivery = await deps.deliveries.get(message.deliveryId);
+  if (!delivery) return { kind: "skipped", reason: "delivery not found" };
+  if (delivery.nextAttempt === null || message.attempt < delivery.nextAttempt) {
+    await ensureFollowUp(deps, delivery);
+    return { kind: "skipped", reason: `attempt ${message.attempt} was made already` };
+  }
+  if (message.attempt > delivery.nextAttempt) {
+    return {
+      kind: "skipped",
+      reason: `attempt ${message.attempt} is not due (next is ${delivery.nextAttempt})`,
+    };
+  }
+  if (
+    !(await deps.deliveries.claimAttempt(
+      delivery.deliveryId,
+      message.attempt,
+      deps.now(),
+      deps.leaseMs,
+    ))
+  ) {
+    throw new AttemptInFlightError(
+      `attempt ${message.attempt} of ${delivery.deliveryId} is being made elsewhere`,
+    );
+  }
+  const manual = delivery.status === "pending" && message.attempt > 1;
+  if (manual) await cancelSupersededSchedule(deps, message);
+
+  const attempt = await send(deps, delivery, message.attempt);
+  const verdict = judgeAttempt(delivery, attempt.attempt, attempt.retryAfter, deps.random);
+  try {
+    await deps.deliveries.recordAttempt(delivery, attempt.attempt, verdict, deps.now());
+  } catch (error) {
+    // Our lease ran out and another consumer made and recorded this attempt: its record stands.
+    if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
+    throw error;
+  }
+  await ensureFollowUp(deps, {
+    ...delivery,
+    status: verdict.status,
+    nextAttempt: verdict.status === "retrying" ? verdict.nextAttempt : null,
+    ...(verdict.status === "retrying" ? { retryFiresAt: verdict.firesAt } : {}),
+  });
+  return {
+    kind: "sent",
+    delivery,
+    attempt: attempt.attempt,
+    verdict,
+    fromSchedule: delivery.status === "retrying",
+  };
+}
+
+async function send(deps: DeliveryAttemptsDeps, delivery: Delivery, number: number) {
+  const auth = delivery.authentication;
+  const app = auth?.type === "signature" ? await deps.apps.get(auth.appId) : undefined;
+  const sentAt = deps.now();
+  const scheduledAt = delivery.nextAttemptAt ?? sentAt;
+  if (auth?.type === "signature" && !app) {
+    return {
+      attempt: failedBeforeSending(
+        number,
+        scheduledAt,
+        sentAt,
+        `signing app ${auth.appId} not found`,
+      ),
+      retryAfter: undefined,
+    };
+  }
+  const request = buildAttemptRequest({
+    deliveryId: delivery.deliveryId,
+    attempt: number,
+    method: delivery.method,
+    url: delivery.url,
+    authentication: auth,
+    body: delivery.body,
+    clientSecret: app?.clientSecret,
+    now: sentAt,
+  });
+  const result = await deps.webhookClient.send(request);
+  const attempt: Attempt = result.ok
+    ? {
+        number,
+        scheduledAt,
+        sentAt,
+        statusCode: result.response.statusCode,
+        error: null,
+        durationMs: result.durationMs,
+        responseBody: result.response.body,
+      }
+    : {
+        number,
+        scheduledAt,
+        sentAt,
+        statusCode: null,
+        error: result.error,
+        durationMs: result.durationMs,
+        responseBody: null,
+      };
+  return { attempt, retryAfter: result.ok ? result.response.headers["retry-after"] : undefined };
+}
+
+function failedBeforeSending(
+  number: number,
+  scheduledAt: number,
+  sentAt: number,
+  error: string,
+): Attempt {
+  return {
+    number,
+    scheduledAt,
+    sentAt,
+    statusCode: null,
+    error,
+    durationMs: 0,
+    responseBody: null,
+  };
+}
+
+/**
+ * Makes sure what follows the delivery's last recorded attempt happened: its retry is scheduled,
+ * or the enrollment heard that it ended. Both are idempotent, so doing it again is harmless.
+ */
+async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): Promise<void> {
+  if (delivery.status === "retrying" && delivery.nextAttempt !== null) {
+    const message = { deliveryId: delivery.deliveryId, attempt: delivery.nextAttempt };
+    const firesAt = delivery.retryFiresAt ?? deps.now();
+    try {
+      // A schedule cannot be set in the past: a retry already due goes straight to the lane.
+      if (firesAt - deps.now() < DUE_NOW_MS) await deps.lane.send(message);
+      else await deps.retryScheduler.schedule(message, new Date(firesAt));
+    } catch (error) {
+      throw new RetryScheduleError(`could not schedule ${JSON.stringify(message)}`, {
+        cause: error,
+      });
+    }
+    return;
+  }
+  if (
+    (delivery.status === "succeeded" || delivery.status === "failed") &&
+    delivery.retryMode === "auto"
+  ) {
+    await deps.steps.send({
+      type: "deliveryEnded",
+      enrollmentId: delivery.enrollmentId,
+      actionIndex: delivery.actionIndex,
+      deliveryId: delivery.deliveryId,
+    });
+  }
+}
+
+/** A manual retry replaces the scheduled attempt of the same number: that schedule must not fire. */
+async function cancelSupersededSchedule(
+  deps: DeliveryAttemptsDeps,
+  message: DeliveryAttemptMessage,
+) {
+  try {
+    await deps.retryScheduler.cancel(message);
+  } catch {
+    // Harmless if it fires anyway: its attempt will have been made, and the message is skipped.
+  }
+}

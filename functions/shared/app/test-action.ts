@@ -1,0 +1,74 @@
+import { randomUUID } from "node:crypto";
+import type { AppsTable } from "#adapters/apps-table";
+import type { RecordsTable } from "#adapters/records-table";
+import type { WebhookClient } from "#adapters/webhook-client";
+import type { WorkflowsTable } from "#adapters/workflows-table";
+import { NotFoundError, ValidationError } from "#domain/errors";
+import { webhookBody } from "#domain/payload";
+import type { RequestBody } from "#domain/requests";
+import { buildAttemptRequest, redactRequest } from "#domain/webhook-request";
+
+export interface TestActionDeps {
+  readonly workflows: WorkflowsTable;
+  readonly records: RecordsTable;
+  readonly apps: AppsTable;
+  readonly webhookClient: WebhookClient;
+  readonly now: () => number;
+  readonly portalId: number;
+}
+
+/** Sends one request of a webhook action now, without retries, and shows what happened. */
+export async function testWebhookAction(
+  deps: TestActionDeps,
+  workflowId: string,
+  actionId: string,
+  input: RequestBody<"testAction">,
+) {
+  const workflow = await deps.workflows.get(workflowId);
+  if (!workflow) throw new NotFoundError(`workflow ${workflowId} not found`);
+  const action = workflow.actions.find((candidate) => candidate.id === actionId);
+  if (!action) throw new NotFoundError(`action ${actionId} not found in workflow ${workflowId}`);
+  if (action.type !== "webhook") {
+    throw new ValidationError(
+      "actionId",
+      `action ${actionId} is a ${action.type} action, not a webhook`,
+    );
+  }
+  const record = await deps.records.get({
+    objectType: workflow.objectType,
+    objectId: input.objectId,
+  });
+  if (!record) throw new NotFoundError(`${workflow.objectType}/${input.objectId} not found`);
+  const auth = action.authentication;
+  const app = auth?.type === "signature" ? await deps.apps.get(auth.appId) : undefined;
+  if (auth?.type === "signature" && !app) throw new NotFoundError(`app ${auth.appId} not found`);
+  const request = buildAttemptRequest({
+    deliveryId: `test-${randomUUID()}`,
+    attempt: 1,
+    method: action.method,
+    url: action.url,
+    authentication: auth,
+    body: webhookBody(action.body, action.method, record, { portalId: deps.portalId }),
+    clientSecret: app?.clientSecret,
+    now: deps.now(),
+  });
+  const result = await deps.webhookClient.send(request);
+  const shown = redactRequest(request, auth);
+  return {
+    request: {
+      method: shown.method,
+      url: shown.url,
+      headers: shown.headers,
+      body: shown.body ?? null,
+    },
+    response: result.ok
+      ? {
+          statusCode: result.response.statusCode,
+          headers: result.response.headers,
+          body: result.response.body,
+          durationMs: result.durationMs,
+        }
+      : null,
+    error: result.ok ? null : result.error,
+  };
+}

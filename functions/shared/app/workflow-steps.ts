@@ -1,0 +1,289 @@
+import type { DeliveriesTable } from "#adapters/deliveries-table";
+import type { EnrollmentsTable } from "#adapters/enrollments-table";
+import type { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import type { RecordsTable } from "#adapters/records-table";
+import { type Delivery, deliveryIdFor } from "#domain/delivery";
+import type { Enrollment, EnrollmentStatus } from "#domain/enrollment";
+import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
+import type {
+  AdvanceMessage,
+  DeliveryEndedMessage,
+  ResumeMessage,
+  WorkflowStepMessage,
+} from "#domain/messages";
+import { webhookBody } from "#domain/payload";
+import { applyPropertyChanges } from "#domain/record";
+import type { DelayAction, SetPropertyAction, WebhookAction } from "#domain/requests";
+
+export interface WorkflowStepsDeps {
+  readonly enrollments: EnrollmentsTable;
+  readonly records: RecordsTable;
+  readonly deliveries: DeliveriesTable;
+  readonly steps: WorkflowStepsLane;
+  readonly lane: WebhookLane;
+  readonly now: () => number;
+  /** Multiplies delay actions' waits; 1 on AWS. */
+  readonly timeScale: number;
+  readonly portalId: number;
+  /**
+   * How long an enrollment must have stood still before a stale message re-sends its current
+   * step: longer than a consumer can run, so a consumer still at work is never second-guessed.
+   */
+  readonly stalledAfterMs: number;
+}
+
+/** What a step did, for logs and metrics. */
+export type StepReport =
+  | { readonly kind: "skipped"; readonly reason: string }
+  | { readonly kind: "started" | "waiting"; readonly actionType: string }
+  | {
+      readonly kind: "finished";
+      readonly actionType: string;
+      readonly enrollmentStatus: EnrollmentStatus;
+    };
+
+/**
+ * Runs one message of the workflow-steps lane. Every move of the enrollment is conditional on
+ * the action it expects, so a message processed twice (or two racing consumers) moves it once;
+ * a message that finds the enrollment already further along, and stalled there, re-sends the step
+ * that should follow, in case the consumer before it stopped between moving the enrollment and
+ * sending that step.
+ */
+export async function runWorkflowStep(
+  deps: WorkflowStepsDeps,
+  message: WorkflowStepMessage,
+): Promise<StepReport> {
+  const enrollment = await deps.enrollments.get(message.enrollmentId);
+  if (!enrollment) return { kind: "skipped", reason: "enrollment not found" };
+  if (enrollment.currentIndex !== message.actionIndex) {
+    await resendCurrentStep(deps, enrollment);
+    return { kind: "skipped", reason: `enrollment is at action ${enrollment.currentIndex}` };
+  }
+  switch (message.type) {
+    case "advance":
+      return startAction(deps, enrollment, message);
+    case "resume":
+      return resumeAfterDelay(deps, enrollment, message);
+    case "deliveryEnded":
+      return finishWebhook(deps, enrollment, message);
+  }
+}
+
+async function startAction(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  message: AdvanceMessage,
+): Promise<StepReport> {
+  const index = message.actionIndex;
+  const progress = enrollment.actions[index];
+  const action = enrollment.definition[index];
+  if (!progress || !action) return { kind: "skipped", reason: `no action ${index}` };
+  if (progress.status !== "pending")
+    return { kind: "skipped", reason: `action ${index} is ${progress.status}` };
+  switch (action.type) {
+    case "setProperty":
+      return setProperty(deps, enrollment, index, action);
+    case "delay":
+      return startDelay(deps, enrollment, index, action);
+    case "webhook":
+      return startWebhook(deps, enrollment, index, action);
+  }
+}
+
+async function setProperty(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  index: number,
+  action: SetPropertyAction,
+): Promise<StepReport> {
+  const key = { objectType: enrollment.objectType, objectId: enrollment.objectId };
+  await deps.records.update(key, (current) => {
+    const { record, changed } = applyPropertyChanges(
+      current,
+      key,
+      { [action.property]: action.value },
+      {
+        sourceType: "AUTOMATION_PLATFORM",
+        sourceId: enrollment.workflowId,
+        sourceLabel: null,
+        timestamp: deps.now(),
+      },
+    );
+    return changed.length === 0 ? undefined : record;
+  });
+  return finishAction(deps, enrollment, index, { status: "succeeded" });
+}
+
+async function startDelay(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  index: number,
+  action: DelayAction,
+): Promise<StepReport> {
+  const now = deps.now();
+  const waitMs = action.seconds * 1000 * deps.timeScale;
+  await deps.steps.send(
+    {
+      type: "resume",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: index,
+      resumeAt: now + waitMs,
+    },
+    waitMs / 1000,
+  );
+  await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now }));
+  return { kind: "waiting", actionType: "delay" };
+}
+
+async function resumeAfterDelay(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  message: ResumeMessage,
+): Promise<StepReport> {
+  const index = message.actionIndex;
+  const progress = enrollment.actions[index];
+  if (!progress || (progress.status !== "pending" && progress.status !== "running")) {
+    return { kind: "skipped", reason: `action ${index} is ${progress?.status ?? "missing"}` };
+  }
+  const remainingMs = message.resumeAt - deps.now();
+  if (remainingMs > 0) {
+    await deps.steps.send(message, remainingMs / 1000);
+    return { kind: "waiting", actionType: "delay" };
+  }
+  return finishAction(deps, enrollment, index, { status: "succeeded" });
+}
+
+/**
+ * Builds the delivery of a webhook action (its body is fixed now, for every attempt) and hands
+ * it to the webhook lane. The enrollment waits at this action until the delivery ends.
+ */
+async function startWebhook(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  index: number,
+  action: WebhookAction & { id: string },
+): Promise<StepReport> {
+  const now = deps.now();
+  const deliveryId = deliveryIdFor(enrollment.enrollmentId, action.id);
+  const record = await deps.records.get({
+    objectType: enrollment.objectType,
+    objectId: enrollment.objectId,
+  });
+  const delivery: Delivery = {
+    deliveryId,
+    enrollmentId: enrollment.enrollmentId,
+    workflowId: enrollment.workflowId,
+    actionId: action.id,
+    actionIndex: index,
+    objectType: enrollment.objectType,
+    objectId: enrollment.objectId,
+    method: action.method,
+    url: action.url,
+    ...(action.authentication ? { authentication: action.authentication } : {}),
+    body: record
+      ? webhookBody(action.body, action.method, record, { portalId: deps.portalId })
+      : undefined,
+    status: "pending",
+    retryMode: "auto",
+    attemptCount: 0,
+    nextAttempt: 1,
+    nextAttemptAt: now,
+    firstFailedAt: null,
+    failureReason: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+  let failure = record
+    ? undefined
+    : `${enrollment.objectType}/${enrollment.objectId} no longer exists`;
+  if (!failure) {
+    try {
+      await deps.deliveries.create(delivery);
+    } catch (error) {
+      if (!(error instanceof PayloadTooLargeError)) throw error;
+      failure = error.message;
+    }
+  }
+  if (failure) {
+    // The request can never be made: the delivery fails for good at once, and the record moves on.
+    const { body: _body, ...withoutBody } = delivery;
+    await deps.deliveries.create({
+      ...withoutBody,
+      status: "failed",
+      nextAttempt: null,
+      nextAttemptAt: null,
+      failureReason: failure,
+    });
+    return finishAction(deps, enrollment, index, { status: "failed", deliveryId });
+  }
+  await deps.lane.send({ deliveryId, attempt: 1 });
+  await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now, deliveryId }));
+  return { kind: "waiting", actionType: "webhook" };
+}
+
+async function finishWebhook(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  message: DeliveryEndedMessage,
+): Promise<StepReport> {
+  const index = message.actionIndex;
+  const progress = enrollment.actions[index];
+  if (progress?.type !== "webhook")
+    return { kind: "skipped", reason: `action ${index} is no webhook` };
+  if (message.deliveryId !== deliveryIdFor(enrollment.enrollmentId, progress.actionId)) {
+    return { kind: "skipped", reason: "delivery belongs to another action" };
+  }
+  const delivery = await deps.deliveries.get(message.deliveryId);
+  if (delivery?.status !== "succeeded" && delivery?.status !== "failed") {
+    return { kind: "skipped", reason: `delivery is ${delivery?.status ?? "missing"}` };
+  }
+  return finishAction(deps, enrollment, index, {
+    status: delivery.status,
+    deliveryId: delivery.deliveryId,
+  });
+}
+
+/** Finishes an action and sends the next one, unless another consumer finished it first. */
+async function finishAction(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  index: number,
+  change: { status: "succeeded" | "failed"; deliveryId?: string },
+): Promise<StepReport> {
+  const actionType = enrollment.actions[index]?.type ?? "unknown";
+  let next: EnrollmentStatus;
+  try {
+    next = await deps.enrollments.finishAction(enrollment, index, { ...change, now: deps.now() });
+  } catch (error) {
+    if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
+    throw error;
+  }
+  if (next !== "completed") {
+    await deps.steps.send({
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: index + 1,
+    });
+  }
+  return { kind: "finished", actionType, enrollmentStatus: next };
+}
+
+async function resendCurrentStep(deps: WorkflowStepsDeps, enrollment: Enrollment): Promise<void> {
+  const current = enrollment.actions[enrollment.currentIndex];
+  if (enrollment.status === "completed" || current?.status !== "pending") return;
+  if (deps.now() - enrollment.updatedAt < deps.stalledAfterMs) return;
+  await deps.steps.send({
+    type: "advance",
+    enrollmentId: enrollment.enrollmentId,
+    actionIndex: enrollment.currentIndex,
+  });
+}
+
+/** A lost race to mark an action started is fine: the winner did the same. */
+async function ignoringStale(write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (error) {
+    if (!(error instanceof StaleStateError)) throw error;
+  }
+}

@@ -1,0 +1,128 @@
+import type { AppsTable } from "#adapters/apps-table";
+import type { WorkflowsTable } from "#adapters/workflows-table";
+import { NotFoundError, StaleStateError, ValidationError } from "#domain/errors";
+import {
+  assignActionIds,
+  REDACTED_SECRET,
+  redactWorkflow,
+  type Workflow,
+  type WorkflowAction,
+  type WorkflowDefinition,
+} from "#domain/requests";
+import { classifyAddress, isIpLiteral, parseTargetUrl, unbracket } from "#domain/target-url";
+
+export interface WorkflowsDeps {
+  readonly workflows: WorkflowsTable;
+  readonly apps: AppsTable;
+  readonly now: () => number;
+  readonly newId: () => string;
+  readonly allowPrivateTargets: boolean;
+}
+
+/** Creates a workflow; every action gets an id. */
+export async function createWorkflow(deps: WorkflowsDeps, definition: WorkflowDefinition) {
+  await checkActions(deps, definition.actions);
+  const now = new Date(deps.now()).toISOString();
+  const workflow: Workflow = {
+    id: deps.newId(),
+    name: definition.name,
+    objectType: definition.objectType,
+    actions: assignActionIds(definition, deps.newId),
+    createdAt: now,
+    updatedAt: now,
+  };
+  await deps.workflows.create(workflow);
+  return redactWorkflow(workflow);
+}
+
+/**
+ * Replaces a workflow. An action keeps its id when an action of the same type stood at the same
+ * position, so links to an action (such as its test URL) survive edits. Running enrollments
+ * finish the version they started with.
+ */
+export async function replaceWorkflow(
+  deps: WorkflowsDeps,
+  id: string,
+  definition: WorkflowDefinition,
+) {
+  const current = await deps.workflows.get(id);
+  if (!current) throw new NotFoundError(`workflow ${id} not found`);
+  await checkActions(deps, definition.actions);
+  const fresh = assignActionIds(definition, deps.newId);
+  const actions = fresh.map((action, index) => {
+    const previous = current.actions[index];
+    if (previous?.type !== action.type) return action;
+    return { ...keepHiddenApiKey(action, previous), id: previous.id };
+  });
+  const workflow: Workflow = {
+    ...current,
+    name: definition.name,
+    objectType: definition.objectType,
+    actions,
+    updatedAt: new Date(deps.now()).toISOString(),
+  };
+  try {
+    await deps.workflows.replace(workflow);
+  } catch (error) {
+    if (error instanceof StaleStateError) throw new NotFoundError(`workflow ${id} not found`);
+    throw error;
+  }
+  return redactWorkflow(workflow);
+}
+
+export async function readWorkflow(deps: Pick<WorkflowsDeps, "workflows">, id: string) {
+  const workflow = await deps.workflows.get(id);
+  if (!workflow) throw new NotFoundError(`workflow ${id} not found`);
+  return redactWorkflow(workflow);
+}
+
+export async function listWorkflows(deps: Pick<WorkflowsDeps, "workflows">) {
+  return { workflows: (await deps.workflows.list()).map(redactWorkflow) };
+}
+
+/** Deletes a workflow; enrollments already running finish their copy of it. */
+export async function deleteWorkflow(deps: Pick<WorkflowsDeps, "workflows">, id: string) {
+  try {
+    await deps.workflows.delete(id);
+  } catch (error) {
+    if (error instanceof StaleStateError) throw new NotFoundError(`workflow ${id} not found`);
+    throw error;
+  }
+}
+
+/**
+ * Responses show API keys as `***`; a workflow read, edited and put back carries that mask, which
+ * means "keep the key it had", not a new key.
+ */
+function keepHiddenApiKey<A extends WorkflowAction>(action: A, previous: WorkflowAction): A {
+  if (action.type !== "webhook" || previous.type !== "webhook") return action;
+  const auth = action.authentication;
+  const before = previous.authentication;
+  if (auth?.type !== "apiKey" || before?.type !== "apiKey" || auth.value !== REDACTED_SECRET)
+    return action;
+  return { ...action, authentication: { ...auth, value: before.value } };
+}
+
+/** Rules that need more than the schema: signing apps exist, literal addresses are public. */
+async function checkActions(deps: WorkflowsDeps, actions: readonly WorkflowAction[]) {
+  for (const [index, action] of actions.entries()) {
+    if (action.type !== "webhook") continue;
+    const field = `actions[${index}].url`;
+    const url = parseTargetUrl(action.url, field);
+    if (!deps.allowPrivateTargets && isIpLiteral(url.hostname)) {
+      const verdict = classifyAddress(unbracket(url.hostname));
+      if (!verdict.public) {
+        throw new ValidationError(field, `must not target a non-public address (${verdict.range})`);
+      }
+    }
+    if (action.authentication?.type === "signature") {
+      const app = await deps.apps.get(action.authentication.appId);
+      if (!app) {
+        throw new ValidationError(
+          `actions[${index}].authentication.appId`,
+          `no app ${action.authentication.appId}; register it with POST /apps`,
+        );
+      }
+    }
+  }
+}

@@ -1,0 +1,98 @@
+import { type Authentication, REDACTED_SECRET } from "#domain/requests";
+import { signatureHeaders } from "#domain/signatures";
+import packageJson from "../../../package.json" with { type: "json" };
+
+export const USER_AGENT = `workflow-webhooks/${packageJson.version}`;
+
+/** An HTTP request, exactly as it goes on the wire. */
+export interface OutgoingRequest {
+  readonly method: "GET" | "POST";
+  readonly url: string;
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body?: string;
+}
+
+export interface AttemptRequestInput {
+  readonly deliveryId: string;
+  readonly attempt: number;
+  readonly method: "GET" | "POST";
+  readonly url: string;
+  readonly authentication?: Authentication;
+  /** The body built when the action ran; ignored for GET. */
+  readonly body?: string;
+  /** The app's client secret, for signature authentication. */
+  readonly clientSecret?: string;
+  /** When the attempt is sent (epoch ms): the v3 signature's timestamp. */
+  readonly now: number;
+}
+
+/**
+ * The request of one attempt: the same body on every attempt, with the delivery headers, the
+ * API key and, for signed webhooks, signatures and timestamp computed afresh.
+ */
+export function buildAttemptRequest(input: AttemptRequestInput): OutgoingRequest {
+  const auth = input.authentication;
+  // Signatures cover the URL exactly as it goes on the wire: WHATWG-normalised, no fragment.
+  const target = new URL(input.url);
+  target.hash = "";
+  const url =
+    auth?.type === "apiKey" && auth.location === "query"
+      ? withQueryParameter(target.href, auth.name, auth.value)
+      : target.href;
+  const body = input.method === "GET" ? undefined : (input.body ?? "");
+  const headers: Record<string, string> = {
+    ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+    "User-Agent": USER_AGENT,
+    "X-Delivery-Id": input.deliveryId,
+    "X-Delivery-Attempt": String(input.attempt),
+  };
+  if (auth?.type === "apiKey" && auth.location === "header") headers[auth.name] = auth.value;
+  if (auth?.type === "signature") {
+    if (input.clientSecret === undefined)
+      throw new Error("a signed webhook needs its app's client secret");
+    Object.assign(
+      headers,
+      signatureHeaders({
+        clientSecret: input.clientSecret,
+        method: input.method,
+        uri: url,
+        body: body ?? "",
+        timestamp: input.now,
+      }),
+    );
+  }
+  return { method: input.method, url, headers, ...(body === undefined ? {} : { body }) };
+}
+
+/** The request with its API key hidden, for echoing back to the user or logging. */
+export function redactRequest(
+  request: OutgoingRequest,
+  authentication?: Authentication,
+): OutgoingRequest {
+  if (authentication?.type !== "apiKey") return request;
+  if (authentication.location === "header") {
+    const headers = Object.fromEntries(
+      Object.entries(request.headers).map(([name, value]) =>
+        name.toLowerCase() === authentication.name.toLowerCase()
+          ? [name, REDACTED_SECRET]
+          : [name, value],
+      ),
+    );
+    return { ...request, headers };
+  }
+  const secret = queryParameter(authentication.name, authentication.value);
+  const at = request.url.lastIndexOf(secret);
+  if (at < 0) return request;
+  const url = `${request.url.slice(0, at)}${queryParameter(authentication.name, REDACTED_SECRET)}${request.url.slice(at + secret.length)}`;
+  return { ...request, url };
+}
+
+/** Appends one query parameter, leaving the URL's own parameters byte for byte as they were. */
+function withQueryParameter(url: string, name: string, value: string): string {
+  const separator = url.includes("?") ? (url.endsWith("?") || url.endsWith("&") ? "" : "&") : "?";
+  return `${url}${separator}${queryParameter(name, value)}`;
+}
+
+function queryParameter(name: string, value: string): string {
+  return `${encodeURIComponent(name)}=${encodeURIComponent(value)}`;
+}

@@ -1,0 +1,374 @@
+import { randomUUID } from "node:crypto";
+import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { mockClient } from "aws-sdk-client-mock";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { AppsTable } from "#adapters/apps-table";
+import { DeliveriesTable } from "#adapters/deliveries-table";
+import { EnrollmentsTable } from "#adapters/enrollments-table";
+import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import { RecordsTable } from "#adapters/records-table";
+import { RetryScheduler } from "#adapters/retry-scheduler";
+import { createWebhookClient, type WebhookClient } from "#adapters/webhook-client";
+import {
+  AttemptInFlightError,
+  type DeliveryAttemptsDeps,
+  makeDeliveryAttempt,
+} from "#app/delivery-attempts";
+import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
+import { deliveryIdFor } from "#domain/delivery";
+import { newEnrollment } from "#domain/enrollment";
+import { ConflictError } from "#domain/errors";
+import { applyPropertyChanges } from "#domain/record";
+import type { WorkflowAction } from "#domain/requests";
+import {
+  makeTestCertificate,
+  type ReceiverAnswer,
+  startReceiver,
+  type TestCertificate,
+  type TestReceiver,
+} from "#test/https-receiver";
+import { type LocalAws, startLocalAws } from "#test/local-aws";
+
+let aws: LocalAws;
+let certificate: TestCertificate;
+let receiver: TestReceiver;
+let webhookClient: WebhookClient;
+let answers: Record<string, (previous: number) => ReceiverAnswer> = {};
+const schedulerMock = mockClient(SchedulerClient);
+const SCHEDULER = {
+  groupName: "webhook-retries",
+  roleArn: "arn:aws:iam::123456789012:role/fire",
+  laneQueueArn: "arn:aws:sqs:us-east-1:123456789012:webhook-lane",
+  deadLetterArn: undefined,
+};
+
+let tables: {
+  apps: AppsTable;
+  records: RecordsTable;
+  enrollments: EnrollmentsTable;
+  deliveries: DeliveriesTable;
+};
+let steps: WorkflowStepsDeps;
+let deliver: DeliveryAttemptsDeps;
+
+beforeAll(async () => {
+  aws = await startLocalAws();
+  certificate = makeTestCertificate();
+  receiver = await startReceiver(certificate, (request, previous) => {
+    const path = request.url.split("?")[0] ?? "";
+    return answers[path]?.(previous) ?? { status: 200, body: "ok" };
+  });
+  webhookClient = createWebhookClient({ allowPrivateTargets: true, ca: certificate.cert });
+  const names = aws.resources.tables;
+  tables = {
+    apps: new AppsTable(aws.documents, names.apps),
+    records: new RecordsTable(aws.documents, names.records),
+    enrollments: new EnrollmentsTable(aws.documents, names.enrollments),
+    deliveries: new DeliveriesTable(aws.documents, names.deliveries),
+  };
+  const stepsLane = new WorkflowStepsLane(aws.sqs, aws.resources.queues.workflowSteps.url);
+  const webhookLane = new WebhookLane(aws.sqs, aws.resources.queues.webhookLane.url);
+  steps = {
+    ...tables,
+    steps: stepsLane,
+    lane: webhookLane,
+    now: Date.now,
+    timeScale: 1,
+    stalledAfterMs: 30_000,
+    portalId: 1,
+  };
+  deliver = {
+    ...tables,
+    steps: stepsLane,
+    lane: webhookLane,
+    retryScheduler: new RetryScheduler(new SchedulerClient({ region: "us-east-1" }), SCHEDULER),
+    webhookClient,
+    now: Date.now,
+    random: () => 0,
+    leaseMs: 90_000,
+  };
+});
+
+afterAll(async () => {
+  await webhookClient?.close();
+  await receiver?.close();
+  certificate?.remove();
+  await aws?.stop();
+  schedulerMock.restore();
+});
+
+beforeEach(async () => {
+  schedulerMock.reset();
+  schedulerMock
+    .on(CreateScheduleCommand)
+    .resolves({ ScheduleArn: "arn:aws:scheduler:::schedule/x" });
+  answers = {};
+  await aws.drain("workflowSteps");
+  await aws.drain("webhookLane");
+});
+
+/** A contact and an enrollment of it into a workflow with the given actions. */
+async function enrolled(actions: WorkflowAction[]) {
+  const objectId = randomUUID();
+  await tables.records.update(
+    { objectType: "contacts", objectId },
+    (current) =>
+      applyPropertyChanges(
+        current,
+        { objectType: "contacts", objectId },
+        { email: "ada@example.com" },
+        {
+          sourceType: "API",
+          sourceId: null,
+          sourceLabel: null,
+          timestamp: Date.now(),
+        },
+      ).record,
+  );
+  const enrollment = newEnrollment({
+    enrollmentId: randomUUID(),
+    workflowId: randomUUID(),
+    objectType: "contacts",
+    objectId,
+    definition: actions.map((action) => ({ ...action, id: randomUUID() })),
+    now: Date.now(),
+  });
+  await tables.enrollments.create(enrollment);
+  return enrollment;
+}
+
+const webhook = (path: string): WorkflowAction => ({
+  type: "webhook",
+  url: receiver.url(path),
+  method: "POST",
+  body: { type: "all" },
+});
+
+describe("enrollment state under duplicate and concurrent messages", () => {
+  it("lets only one of several concurrent enrollments of a record into a workflow", async () => {
+    // Prepare
+    const first = await enrolled([{ type: "setProperty", property: "a", value: "1" }]);
+    const rivals = Array.from({ length: 5 }, () => ({ ...first, enrollmentId: randomUUID() }));
+
+    // Act
+    const outcomes = await Promise.allSettled(
+      rivals.map((rival) => tables.enrollments.create(rival)),
+    );
+
+    // Assess
+    expect(
+      outcomes.every((o) => o.status === "rejected" && o.reason instanceof ConflictError),
+    ).toBe(true);
+  });
+
+  it("applies a setProperty step processed twice at once exactly once, and moves the enrollment once", async () => {
+    // Prepare
+    const enrollment = await enrolled([
+      { type: "setProperty", property: "stage", value: "lead" },
+      { type: "delay", seconds: 60 },
+    ]);
+    const message = {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    } as const;
+
+    // Act
+    const reports = await Promise.all([
+      runWorkflowStep(steps, message),
+      runWorkflowStep(steps, message),
+    ]);
+
+    // Assess
+    expect(reports.filter((r) => r.kind === "finished")).toHaveLength(1);
+    const record = await tables.records.get({
+      objectType: "contacts",
+      objectId: enrollment.objectId,
+    });
+    expect(record?.properties.stage).toHaveLength(1);
+    const stored = await tables.enrollments.get(enrollment.enrollmentId);
+    expect(stored?.currentIndex).toBe(1);
+    expect(stored?.actions[0]?.status).toBe("succeeded");
+    expect(await aws.drain("workflowSteps")).toEqual([
+      { type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 1 },
+    ]);
+  });
+
+  it("re-sends the step that should follow when a stale message finds the enrollment further along", async () => {
+    // Prepare: the consumer of action 0 moved the enrollment a minute ago, then stopped before
+    // sending action 1
+    const enrollment = await enrolled([
+      { type: "setProperty", property: "stage", value: "lead" },
+      { type: "setProperty", property: "owner", value: "ada" },
+    ]);
+    await tables.enrollments.finishAction(enrollment, 0, {
+      now: Date.now() - 60_000,
+      status: "succeeded",
+    });
+    const message = {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    } as const;
+
+    // Act: the message for action 0 comes back, once while a consumer could still be at work
+    const early = await runWorkflowStep({ ...steps, stalledAfterMs: 120_000 }, message);
+    const sentEarly = await aws.drain("workflowSteps");
+    const report = await runWorkflowStep(steps, message);
+
+    // Assess
+    expect(early.kind).toBe("skipped");
+    expect(sentEarly).toEqual([]);
+    expect(report.kind).toBe("skipped");
+    expect(await aws.drain("workflowSteps")).toEqual([
+      { type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 1 },
+    ]);
+  });
+
+  it("creates one delivery when a webhook step is processed twice, and finishes the action once", async () => {
+    // Prepare
+    const enrollment = await enrolled([
+      webhook("/once"),
+      { type: "setProperty", property: "done", value: "yes" },
+    ]);
+    const advance = {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    } as const;
+
+    // Act
+    await Promise.all([runWorkflowStep(steps, advance), runWorkflowStep(steps, advance)]);
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+    const laneMessages = await aws.drain("webhookLane");
+    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+    const ended = await aws.drain("workflowSteps");
+    await Promise.all(ended.map((m) => runWorkflowStep(steps, m as never)));
+    await Promise.all(ended.map((m) => runWorkflowStep(steps, m as never)));
+
+    // Assess
+    expect(new Set(laneMessages.map((m) => JSON.stringify(m)))).toEqual(
+      new Set([JSON.stringify({ deliveryId, attempt: 1 })]),
+    );
+    expect(receiver.requestsTo("/once")).toHaveLength(1);
+    expect(ended).toEqual([
+      { type: "deliveryEnded", enrollmentId: enrollment.enrollmentId, actionIndex: 0, deliveryId },
+    ]);
+    const stored = await tables.enrollments.get(enrollment.enrollmentId);
+    expect(stored?.actions[0]?.status).toBe("succeeded");
+    expect(stored?.currentIndex).toBe(1);
+    const next = await aws.drain("workflowSteps");
+    expect(next.filter((m) => (m as { type: string }).type === "advance")).toHaveLength(1);
+  });
+});
+
+describe("delivery attempts under duplicate and concurrent messages", () => {
+  it("sends an attempt once when two consumers take the same message at once", async () => {
+    // Prepare
+    const enrollment = await enrolled([webhook("/race")]);
+    await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+
+    // Act
+    const outcomes = await Promise.allSettled([
+      makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 }),
+      makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 }),
+    ]);
+    const again = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+
+    // Assess
+    expect(receiver.requestsTo("/race")).toHaveLength(1);
+    const sent = outcomes.filter((o) => o.status === "fulfilled" && o.value.kind === "sent");
+    const busy = outcomes.filter(
+      (o) => o.status === "rejected" && o.reason instanceof AttemptInFlightError,
+    );
+    expect(sent).toHaveLength(1);
+    expect(busy).toHaveLength(1);
+    expect(again.kind).toBe("skipped");
+    const stored = await tables.deliveries.getWithAttempts(deliveryId);
+    expect(stored?.delivery.status).toBe("succeeded");
+    expect(stored?.attempts.map((a) => a.number)).toEqual([1]);
+  });
+
+  it("schedules exactly the next attempt after a 503, and a duplicate message schedules the same one", async () => {
+    // Prepare
+    answers["/flaky"] = () => ({ status: 503 });
+    const enrollment = await enrolled([webhook("/flaky")]);
+    await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+    const before = Date.now();
+
+    // Act
+    const report = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+    const duplicate = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+
+    // Assess
+    expect(report.kind).toBe("sent");
+    expect(duplicate.kind).toBe("skipped");
+    expect(receiver.requestsTo("/flaky")).toHaveLength(1);
+    const calls = schedulerMock.commandCalls(CreateScheduleCommand);
+    expect(calls).toHaveLength(2);
+    const input = calls[0]?.args[0].input;
+    expect(calls[1]?.args[0].input).toEqual(input);
+    expect(input).toEqual({
+      Name: `${deliveryId}-2`,
+      GroupName: "webhook-retries",
+      ScheduleExpression: expect.stringMatching(/^at\(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\)$/),
+      ScheduleExpressionTimezone: "UTC",
+      FlexibleTimeWindow: { Mode: "OFF" },
+      ActionAfterCompletion: "DELETE",
+      Target: {
+        Arn: SCHEDULER.laneQueueArn,
+        RoleArn: SCHEDULER.roleArn,
+        Input: JSON.stringify({ deliveryId, attempt: 2 }),
+        RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
+      },
+    });
+    const firesAt = Date.parse(`${/^at\((.*)\)$/.exec(input?.ScheduleExpression ?? "")?.[1]}Z`);
+    expect(firesAt).toBeGreaterThanOrEqual(before + 60_000);
+    expect(firesAt).toBeLessThanOrEqual(Date.now() + 62_000);
+    const stored = await tables.deliveries.getWithAttempts(deliveryId);
+    expect(stored?.delivery).toMatchObject({ status: "retrying", nextAttempt: 2, attemptCount: 1 });
+    expect((stored?.delivery.nextAttemptAt ?? 0) - (stored?.attempts[0]?.scheduledAt ?? 0)).toBe(
+      60_000,
+    );
+  });
+
+  it("skips a message for an attempt that is not the next one", async () => {
+    // Prepare
+    const enrollment = await enrolled([webhook("/future")]);
+    await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+
+    // Act
+    const report = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 3 });
+
+    // Assess
+    expect(report).toEqual({ kind: "skipped", reason: "attempt 3 is not due (next is 1)" });
+    expect(receiver.requestsTo("/future")).toHaveLength(0);
+  });
+});
