@@ -8,8 +8,8 @@ import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
 import { RecordsTable } from "#adapters/records-table";
 import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowsTable } from "#adapters/workflows-table";
-import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
-import { logger, metricNames, metrics } from "#shared/observability";
+import { extraCaCertificates, queueUrl, runtimeSettings, tableNames } from "#shared/config";
+import { logger, metricNames, metrics, publishMetrics } from "#shared/observability";
 import { errorReply, replyForError, toResult } from "./http.ts";
 import { type ApiDeps, operations } from "./routes.ts";
 
@@ -24,7 +24,10 @@ const deps: ApiDeps = {
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
   steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
   lane: new WebhookLane(sqs, queueUrl("webhookLane")),
-  webhookClient: createWebhookClient({ allowPrivateTargets: settings.allowPrivateTargets }),
+  webhookClient: createWebhookClient({
+    allowPrivateTargets: settings.allowPrivateTargets,
+    ca: extraCaCertificates(),
+  }),
   now: Date.now,
   newId: randomUUID,
   portalId: settings.portalId,
@@ -60,6 +63,6 @@ export async function handler(
     else log.error("request failed", { error });
     return toResult(reply);
   } finally {
-    metrics.publishStoredMetrics();
+    publishMetrics();
   }
 }

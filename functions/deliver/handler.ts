@@ -15,8 +15,14 @@ import {
 } from "#app/delivery-attempts";
 import { parseDeliveryAttemptMessage } from "#domain/messages";
 import { queues } from "#infra/definitions";
-import { queueUrl, retrySchedulerSettings, runtimeSettings, tableNames } from "#shared/config";
-import { logger, metricNames, metrics } from "#shared/observability";
+import {
+  extraCaCertificates,
+  queueUrl,
+  retrySchedulerSettings,
+  runtimeSettings,
+  tableNames,
+} from "#shared/config";
+import { logger, metricNames, metrics, publishMetrics } from "#shared/observability";
 
 const tables = tableNames(["apps", "deliveries"]);
 const settings = runtimeSettings();
@@ -27,7 +33,10 @@ const deps: DeliveryAttemptsDeps = {
   steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
   lane: new WebhookLane(sqs, queueUrl("webhookLane")),
   retryScheduler: new RetryScheduler(scheduler, retrySchedulerSettings()),
-  webhookClient: createWebhookClient({ allowPrivateTargets: settings.allowPrivateTargets }),
+  webhookClient: createWebhookClient({
+    allowPrivateTargets: settings.allowPrivateTargets,
+    ca: extraCaCertificates(),
+  }),
   now: Date.now,
   random: Math.random,
   // Longer than the function may run, so a lease only lapses when its holder is gone.
@@ -95,6 +104,6 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
       throwOnFullBatchFailure: false,
     });
   } finally {
-    metrics.publishStoredMetrics();
+    publishMetrics();
   }
 }

@@ -9,7 +9,7 @@ import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { parseWorkflowStepMessage } from "#domain/messages";
 import { queues } from "#infra/definitions";
 import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
-import { logger, metricNames, metrics } from "#shared/observability";
+import { logger, metricNames, metrics, publishMetrics } from "#shared/observability";
 
 const tables = tableNames(["records", "enrollments", "deliveries"]);
 const settings = runtimeSettings();
@@ -58,6 +58,6 @@ export async function handler(event: SQSEvent, context: Context): Promise<SQSBat
       throwOnFullBatchFailure: false,
     });
   } finally {
-    metrics.publishStoredMetrics();
+    publishMetrics();
   }
 }

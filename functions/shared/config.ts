@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { type QueueKey, queues, retryScheduler, type TableKey, tables } from "#infra/definitions";
 
 /** Thrown at start-up when the environment is missing or malformed: fail loudly, early. */
@@ -85,4 +86,21 @@ export function runtimeSettings(env: Env = process.env): RuntimeSettings {
     allowPrivateTargets: flag(env, "ALLOW_PRIVATE_TARGETS", false),
     portalId: positiveNumber(env, "PORTAL_ID", 1),
   };
+}
+
+/**
+ * The PEM certificates of the file NODE_EXTRA_CA_CERTS names, for the delivery client. Node reads
+ * that variable only when a process starts; reading it here too lets a runtime that sets it later
+ * (the local runtime inside a test) trust a local receiver.
+ */
+export function extraCaCertificates(env: Env = process.env): string | undefined {
+  const file = env.NODE_EXTRA_CA_CERTS;
+  if (!file) return undefined;
+  try {
+    return readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigurationError(
+      `NODE_EXTRA_CA_CERTS names ${file}, which cannot be read: ${error}`,
+    );
+  }
 }

@@ -12,3 +12,8 @@ export const metrics = new Metrics({ namespace: metricDefinitions.namespace });
 export const tracer = new Tracer();
 
 export const metricNames = metricDefinitions.names;
+
+/** Flushes the invocation's metrics as one EMF line; an invocation that counted nothing prints nothing. */
+export function publishMetrics(): void {
+  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+}
