@@ -13,6 +13,8 @@ export interface LocalAws {
   readonly documents: DynamoDBDocumentClient;
   readonly sqs: SQSClient;
   readonly resources: LocalResources;
+  /** The variables that point the functions at these tables, queues and endpoints. */
+  readonly env: Record<string, string>;
   /** Receives (and deletes) every message now on a queue, parsed. */
   drain(queue: QueueKey): Promise<unknown[]>;
   stop(): Promise<void>;
@@ -43,6 +45,14 @@ export async function startLocalAws(
     documents,
     sqs,
     resources,
+    env: {
+      ...resources.env,
+      AWS_REGION: localRegion,
+      AWS_ACCESS_KEY_ID: localCredentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: localCredentials.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: inject("dynamoEndpoint"),
+      AWS_ENDPOINT_URL_SQS: sqsEmulator.endpoint,
+    },
     async drain(queue) {
       const url = resources.queues[queue].url;
       const bodies: unknown[] = [];

@@ -1,0 +1,107 @@
+import { describe, expect, it } from "vitest";
+import {
+  type Attempt,
+  type Delivery,
+  deliveryIdFor,
+  judgeAttempt,
+  retryScheduleName,
+} from "#domain/delivery";
+
+const delivery: Delivery = {
+  deliveryId: "d",
+  enrollmentId: "e",
+  workflowId: "w",
+  actionId: "a",
+  actionIndex: 0,
+  objectType: "contacts",
+  objectId: "1",
+  method: "POST",
+  url: "https://example.com/",
+  status: "pending",
+  retryMode: "auto",
+  attemptCount: 0,
+  nextAttempt: 1,
+  nextAttemptAt: 1_000_000,
+  firstFailedAt: null,
+  failureReason: null,
+  createdAt: 1_000_000,
+  updatedAt: 1_000_000,
+};
+
+const attempt = (statusCode: number | null, overrides: Partial<Attempt> = {}): Attempt => ({
+  number: 1,
+  scheduledAt: 1_000_000,
+  sentAt: 1_000_500,
+  statusCode,
+  error: statusCode === null ? "connect timeout after 3000 ms" : null,
+  durationMs: 100,
+  responseBody: null,
+  ...overrides,
+});
+
+describe("judging an attempt", () => {
+  it("ends the delivery on a 2xx", () => {
+    expect(judgeAttempt(delivery, attempt(204), undefined)).toEqual({ status: "succeeded" });
+  });
+
+  it("fails for good on a 404, with the reason", () => {
+    const verdict = judgeAttempt(delivery, attempt(404), undefined);
+    expect(verdict.status).toBe("failed");
+    expect(verdict.status === "failed" && verdict.reason).toMatch(/404/);
+  });
+
+  it("schedules the next attempt a minute after the first failure, on the scheduled time", () => {
+    // Act
+    const verdict = judgeAttempt(delivery, attempt(null), undefined, () => 0);
+
+    // Assess
+    expect(verdict).toEqual({
+      status: "retrying",
+      nextAttempt: 2,
+      nextAttemptAt: 1_060_000,
+      delayMs: 60_000,
+      firstFailedAt: 1_000_000,
+      firesAt: 1_000_600 + 60_000,
+    });
+  });
+
+  it("counts the window from the first failure and fails for good when it is spent", () => {
+    // Prepare: attempt 17 of a receiver that always failed, 64.5 hours after the first failure
+    const late = { ...delivery, status: "retrying" as const, firstFailedAt: 0, nextAttempt: 17 };
+    const scheduledAt = 64.5 * 3600_000;
+
+    // Act
+    const verdict = judgeAttempt(
+      late,
+      attempt(503, { number: 17, scheduledAt }),
+      undefined,
+      () => 0,
+    );
+
+    // Assess
+    expect(verdict.status).toBe("failed");
+    expect(verdict.status === "failed" && verdict.reason).toMatch(/^retry window exhausted/);
+  });
+
+  it("gives a manual retry of a failed delivery one attempt only", () => {
+    const once = { ...delivery, retryMode: "once" as const };
+    const verdict = judgeAttempt(once, attempt(503), undefined);
+    expect(verdict.status).toBe("failed");
+  });
+});
+
+describe("names", () => {
+  it("derives one delivery id per enrollment and action, shaped like a UUID", () => {
+    expect(deliveryIdFor("e1", "a1")).toBe(deliveryIdFor("e1", "a1"));
+    expect(deliveryIdFor("e1", "a1")).not.toBe(deliveryIdFor("e1", "a2"));
+    expect(deliveryIdFor("e1", "a1")).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    );
+  });
+
+  it("names retry schedules within Scheduler's 64-character limit", () => {
+    const name = retryScheduleName(deliveryIdFor("e", "a"), 17);
+    expect(name.length).toBeLessThanOrEqual(64);
+    expect(name).toMatch(/^[0-9a-zA-Z-_.]+$/);
+  });
+});
