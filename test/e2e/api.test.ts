@@ -278,7 +278,7 @@ describe("bad input", () => {
     ];
 
     // Act
-    const results = [];
+    const results: Array<{ status: number; body: any }> = [];
     for (const [method, path, body, , , headers] of cases)
       results.push(await call(method, path, body, headers));
 
