@@ -1,0 +1,400 @@
+import { Aws, Duration, Fn, RemovalPolicy, Stack } from "aws-cdk-lib";
+import {
+  Alarm,
+  AlarmStatusWidget,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type IMetric,
+  MathExpression,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from "aws-cdk-lib/aws-cloudwatch";
+import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
+import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
+import { Key } from "aws-cdk-lib/aws-kms";
+import { QueryDefinition, QueryString } from "aws-cdk-lib/aws-logs";
+import { Topic } from "aws-cdk-lib/aws-sns";
+import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
+import type { Queue } from "aws-cdk-lib/aws-sqs";
+import { Construct } from "constructs";
+import type { WorkflowApi } from "#infra/constructs/api";
+import type { Lane } from "#infra/constructs/lanes";
+import type { RetryScheduler } from "#infra/constructs/retry-scheduler";
+import type { TeamFunction } from "#infra/constructs/team-function";
+import { metrics } from "#infra/definitions";
+
+const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
+
+export interface MonitoringProps {
+  /** Every function of the system: errors, throttles, duration, and the log groups to query. */
+  readonly functions: readonly TeamFunction[];
+  /** The function that makes delivery attempts; its `service` dimension carries the delivery metrics. */
+  readonly deliverer: TeamFunction;
+  readonly lanes: readonly Lane[];
+  readonly retries: RetryScheduler;
+  readonly api: WorkflowApi;
+  /** Deliveries failing for good within 5 minutes above which the alarm fires. */
+  readonly failedDeliveriesThreshold: number;
+  /** Age of a lane's oldest message, held for 3 minutes, at which the alarm fires. */
+  readonly laneAgeThreshold: Duration;
+  /** @default - no subscription; subscribe to the topic yourself */
+  readonly alarmEmail?: string;
+}
+
+/**
+ * What an operator watches: a dashboard of deliveries, lanes, retries, functions and the API;
+ * alarms on dead letters, deliveries failing for good, lanes falling behind and function errors,
+ * all sent to one encrypted SNS topic; and saved Logs Insights queries over the functions' logs.
+ */
+export class Monitoring extends Construct {
+  readonly alarmTopic: Topic;
+  readonly dashboard: Dashboard;
+  readonly alarms: readonly Alarm[];
+  readonly queries: readonly QueryDefinition[];
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    validateMonitoring(id, props);
+    super(scope, id);
+    const stackName = Stack.of(this).stackName;
+
+    this.alarmTopic = this.createAlarmTopic(props.alarmEmail);
+    const deliveryMetric = (name: string, statistic: string) =>
+      new Metric({
+        namespace: metrics.namespace,
+        metricName: name,
+        dimensionsMap: { [metrics.serviceDimension]: props.deliverer.serviceName },
+        statistic,
+        period: Duration.minutes(5),
+      });
+
+    const alarms: Alarm[] = [];
+    const alarm = (alarmId: string, description: string, options: AlarmOptions) => {
+      const created = new Alarm(this, alarmId, {
+        alarmName: `${stackName}-${alarmId}`,
+        alarmDescription: `${description} See "Watching it in the console" in the README.`,
+        // Idle queues and functions report nothing; silence is not trouble.
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+        ...options,
+      });
+      created.addAlarmAction(new SnsAction(this.alarmTopic));
+      created.addOkAction(new SnsAction(this.alarmTopic));
+      alarms.push(created);
+      return created;
+    };
+
+    const deadLetterQueues: Array<[string, Queue]> = [
+      ...props.lanes.map((lane): [string, Queue] => [
+        `${lane.definition.name} DLQ`,
+        lane.deadLetterQueue,
+      ]),
+      ["retry schedules DLQ", props.retries.deadLetterQueue],
+    ];
+    for (const [label, queue] of deadLetterQueues) {
+      alarm(`${pascal(label)}Messages`, `A message reached the ${label}.`, {
+        metric: queue.metricApproximateNumberOfMessagesVisible({
+          statistic: "Maximum",
+          period: Duration.minutes(1),
+        }),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
+    alarm(
+      "DeliveriesFailing",
+      `More than ${props.failedDeliveriesThreshold} deliveries failed for good within 5 minutes.`,
+      {
+        metric: deliveryMetric(metrics.names.deliveryFailed, "Sum"),
+        threshold: props.failedDeliveriesThreshold,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+      },
+    );
+    for (const lane of props.lanes) {
+      alarm(
+        `${pascal(lane.definition.name)}Behind`,
+        `The ${lane.definition.name} lane's oldest message has waited ${props.laneAgeThreshold.toSeconds()} s or more for 3 minutes.`,
+        {
+          metric: lane.queue.metricApproximateAgeOfOldestMessage({
+            statistic: "Maximum",
+            period: Duration.minutes(1),
+          }),
+          threshold: props.laneAgeThreshold.toSeconds(),
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 3,
+        },
+      );
+    }
+    for (const fn of props.functions) {
+      alarm(`${pascal(fn.serviceName)}FunctionErrors`, `The ${fn.serviceName} function failed.`, {
+        metric: fn.metricErrors({ statistic: "Sum", period: Duration.minutes(5) }),
+        threshold: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        evaluationPeriods: 1,
+      });
+    }
+    this.alarms = alarms;
+
+    this.dashboard = new Dashboard(this, "Dashboard", {
+      // Dashboard names are unique per account, not per region.
+      dashboardName: Fn.join("-", [stackName, Aws.REGION]),
+      defaultInterval: Duration.hours(3),
+    });
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown: `# ${stackName}\nDeliveries, lanes, retries, functions and API. What each widget and alarm means, and what to do: "Watching it in the console" in the README.`,
+        width: 12,
+        height: 4,
+      }),
+      new AlarmStatusWidget({ title: "Alarms", alarms, width: 12, height: 4 }),
+    );
+    this.dashboard.addWidgets(
+      graph("Deliveries (per 5 minutes)", [
+        deliveryMetric(metrics.names.deliverySucceeded, "Sum").with({ label: "succeeded" }),
+        deliveryMetric(metrics.names.deliveryRetried, "Sum").with({ label: "retried" }),
+        deliveryMetric(metrics.names.deliveryFailed, "Sum").with({ label: "failed for good" }),
+      ]),
+      graph(
+        "Delivery latency per attempt (ms)",
+        ["p50", "p95", "p99"].map((p) =>
+          deliveryMetric(metrics.names.deliveryLatency, p).with({ label: p }),
+        ),
+      ),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        "Lane depth (messages)",
+        props.lanes.flatMap((lane) => [
+          lane.queue
+            .metricApproximateNumberOfMessagesVisible({ statistic: "Maximum" })
+            .with({ label: `${lane.definition.name} waiting` }),
+          lane.queue
+            .metricApproximateNumberOfMessagesNotVisible({ statistic: "Maximum" })
+            .with({ label: `${lane.definition.name} in flight` }),
+        ]),
+        8,
+      ),
+      graph(
+        "Age of oldest message (s)",
+        props.lanes.map((lane) =>
+          lane.queue
+            .metricApproximateAgeOfOldestMessage({ statistic: "Maximum" })
+            .with({ label: lane.definition.name }),
+        ),
+        8,
+      ),
+      graph(
+        "Dead-letter queue depth",
+        deadLetterQueues.map(([label, queue]) =>
+          queue.metricApproximateNumberOfMessagesVisible({ statistic: "Maximum" }).with({ label }),
+        ),
+        8,
+      ),
+    );
+    const group = props.retries.group;
+    this.dashboard.addWidgets(
+      graph("Retries (per 5 minutes)", [
+        deliveryMetric(metrics.names.retryScheduled, "Sum").with({ label: "scheduled" }),
+        deliveryMetric(metrics.names.retryFired, "Sum").with({ label: "fired" }),
+        deliveryMetric(metrics.names.retryScheduleFailed, "Sum").with({
+          label: "could not be scheduled",
+        }),
+      ]),
+      graph("EventBridge Scheduler (retry group)", [
+        group.metricAttempts({ statistic: "Sum" }).with({ label: "invocation attempts" }),
+        group.metricTargetErrors({ statistic: "Sum" }).with({ label: "target errors" }),
+        group.metricThrottled({ statistic: "Sum" }).with({ label: "throttled" }),
+        group.metricDropped({ statistic: "Sum" }).with({ label: "dropped" }),
+        group.metricSentToDLQ({ statistic: "Sum" }).with({ label: "sent to DLQ" }),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        "Function errors",
+        props.functions.map((fn) =>
+          fn.metricErrors({ statistic: "Sum" }).with({ label: fn.serviceName }),
+        ),
+        8,
+      ),
+      graph(
+        "Function throttles",
+        props.functions.map((fn) =>
+          fn.metricThrottles({ statistic: "Sum" }).with({ label: fn.serviceName }),
+        ),
+        8,
+      ),
+      graph(
+        "Function duration p99 (ms)",
+        props.functions.map((fn) =>
+          fn.metricDuration({ statistic: "p99" }).with({ label: fn.serviceName }),
+        ),
+        8,
+      ),
+    );
+    const stage = props.api.restApi.deploymentStage;
+    this.dashboard.addWidgets(
+      graph("API requests and errors", [
+        stage.metricCount({ statistic: "Sum" }).with({ label: "requests" }),
+        stage.metricClientError({ statistic: "Sum" }).with({ label: "4xx" }),
+        stage.metricServerError({ statistic: "Sum" }).with({ label: "5xx" }),
+      ]),
+      graph(
+        "API latency (ms)",
+        ["p50", "p95", "p99"].map((p) => stage.metricLatency({ statistic: p }).with({ label: p })),
+      ),
+    );
+    this.dashboard.addWidgets(
+      graph(
+        "Enrollments (per 5 minutes, by emitting function)",
+        [metrics.names.enrollmentStarted, metrics.names.enrollmentCompleted].map(
+          (name) =>
+            new MathExpression({
+              expression: `SEARCH('{${metrics.namespace},${metrics.serviceDimension}} MetricName="${name}"', 'Sum', 300)`,
+              label: name,
+              period: Duration.minutes(5),
+            }),
+        ),
+        24,
+      ),
+    );
+
+    this.queries = this.createQueries(stackName, props.functions);
+  }
+
+  /** The dashboard in the CloudWatch console. */
+  get dashboardUrl(): string {
+    return `https://${Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region=${Aws.REGION}#dashboards/dashboard/${this.dashboard.dashboardName}`;
+  }
+
+  private createAlarmTopic(alarmEmail: string | undefined): Topic {
+    const key = new Key(this, "AlarmTopicKey", {
+      description: "Encrypts the alarm topic",
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // CloudWatch publishes alarm notifications itself, so it must be able to use the key.
+    key.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources: ["*"],
+        conditions: { StringEquals: { "aws:SourceAccount": Aws.ACCOUNT_ID } },
+      }),
+    );
+    const topic = new Topic(this, "AlarmTopic", {
+      displayName: "Workflow webhooks alarms",
+      masterKey: key,
+      enforceSSL: true,
+    });
+    if (alarmEmail !== undefined) {
+      topic.addSubscription(new EmailSubscription(alarmEmail));
+    }
+    return topic;
+  }
+
+  private createQueries(stackName: string, functions: readonly TeamFunction[]): QueryDefinition[] {
+    const logGroups = functions.map((fn) => fn.logGroup);
+    const query = (queryId: string, name: string, queryString: QueryString) =>
+      new QueryDefinition(this, queryId, {
+        queryDefinitionName: `${stackName}/${name}`,
+        queryString,
+        logGroups,
+      });
+    return [
+      query(
+        "FailedDeliveriesByWorkflow",
+        "Failed deliveries by workflow",
+        new QueryString({
+          fields: ["@timestamp", "workflowId", "deliveryId", "statusCode"],
+          filterStatements: ['message = "delivery attempt"', 'outcome = "failed"'],
+          statsStatements: [
+            "count(*) as failedDeliveries, latest(deliveryId) as lastDeliveryId by workflowId",
+          ],
+          sort: "failedDeliveries desc",
+        }),
+      ),
+      query(
+        "DeliveryStory",
+        "One delivery's story (set the deliveryId)",
+        new QueryString({
+          fields: [
+            "@timestamp",
+            "service",
+            "level",
+            "message",
+            "attempt",
+            "outcome",
+            "statusCode",
+            "enrollmentId",
+            "workflowId",
+          ],
+          filterStatements: ['deliveryId = "REPLACE-WITH-DELIVERY-ID"'],
+          sort: "@timestamp asc",
+          limit: 1000,
+        }),
+      ),
+      query(
+        "EnrollmentStory",
+        "One enrollment's story (set the enrollmentId)",
+        new QueryString({
+          fields: [
+            "@timestamp",
+            "service",
+            "level",
+            "message",
+            "deliveryId",
+            "outcome",
+            "workflowId",
+          ],
+          filterStatements: ['enrollmentId = "REPLACE-WITH-ENROLLMENT-ID"'],
+          sort: "@timestamp asc",
+          limit: 1000,
+        }),
+      ),
+    ];
+  }
+}
+
+type AlarmOptions = {
+  readonly metric: IMetric;
+  readonly threshold: number;
+  readonly comparisonOperator: ComparisonOperator;
+  readonly evaluationPeriods: number;
+};
+
+function graph(title: string, left: IMetric[], width = 12): GraphWidget {
+  return new GraphWidget({ title, left, width, height: 6 });
+}
+
+/** `webhook-lane DLQ` → `WebhookLaneDlq`. */
+function pascal(words: string): string {
+  return words
+    .split(/[^A-Za-z0-9]+/)
+    .filter((word) => word !== "")
+    .map((word) => `${word.charAt(0).toUpperCase()}${word.slice(1).toLowerCase()}`)
+    .join("");
+}
+
+function validateMonitoring(id: string, props: MonitoringProps): void {
+  if (!props.functions.includes(props.deliverer)) {
+    throw new Error(`${id}: the deliverer must be one of the monitored functions`);
+  }
+  if (props.lanes.length === 0) {
+    throw new Error(`${id}: there must be at least one lane to watch`);
+  }
+  if (!Number.isInteger(props.failedDeliveriesThreshold) || props.failedDeliveriesThreshold < 0) {
+    throw new Error(
+      `${id}: failedDeliveriesThreshold must be a whole number of zero or more, got ${props.failedDeliveriesThreshold}`,
+    );
+  }
+  if (props.laneAgeThreshold.toSeconds() < 60) {
+    throw new Error(
+      `${id}: laneAgeThreshold must be at least 60 seconds (SQS reports once a minute)`,
+    );
+  }
+  if (props.alarmEmail !== undefined && !EMAIL.test(props.alarmEmail)) {
+    throw new Error(`${id}: alarmEmail "${props.alarmEmail}" is not an email address`);
+  }
+}

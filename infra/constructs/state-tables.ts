@@ -1,0 +1,67 @@
+import { RemovalPolicy } from "aws-cdk-lib";
+import { AttributeType, BillingMode, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
+import { Construct } from "constructs";
+import { type TableDefinition, type TableKey, tables } from "#infra/definitions";
+
+export interface StateTableProps {
+  readonly definition: TableDefinition;
+  /** Refuse deletes, and keep the table when the stack goes away. */
+  readonly deletionProtection: boolean;
+}
+
+/**
+ * One table of the system's state, built from its definition: on-demand, point-in-time recovery,
+ * encrypted with the AWS managed key, `pk`/`sk` string keys, and TTL where the definition names
+ * an expiry attribute.
+ */
+export class StateTable extends Table {
+  readonly definition: TableDefinition;
+
+  constructor(scope: Construct, id: string, props: StateTableProps) {
+    super(scope, id, {
+      partitionKey: { name: "pk", type: AttributeType.STRING },
+      sortKey: { name: "sk", type: AttributeType.STRING },
+      // Traffic follows enrollments and receivers, not a steady rate: pay per request.
+      billingMode: BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      // The AWS managed key encrypts with KMS and logs key use in CloudTrail, without a key to
+      // pay for or callers needing kms permissions of their own.
+      encryption: TableEncryption.AWS_MANAGED,
+      timeToLiveAttribute: props.definition.ttlAttribute,
+      deletionProtection: props.deletionProtection,
+      removalPolicy: props.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+    });
+    this.definition = props.definition;
+  }
+}
+
+export interface StateTablesProps {
+  /** Whether the tables refuse deletes and outlive the stack; off only for throwaway stacks. */
+  readonly deletionProtection: boolean;
+}
+
+/** Every table of `tables` in infra/definitions.ts, by key. */
+export class StateTables extends Construct {
+  readonly tables: { readonly [K in TableKey]: StateTable };
+
+  constructor(scope: Construct, id: string, props: StateTablesProps) {
+    super(scope, id);
+    const table = (definition: TableDefinition) =>
+      new StateTable(this, tableConstructId(definition), {
+        definition,
+        deletionProtection: props.deletionProtection,
+      });
+    this.tables = {
+      apps: table(tables.apps),
+      workflows: table(tables.workflows),
+      records: table(tables.records),
+      enrollments: table(tables.enrollments),
+      deliveries: table(tables.deliveries),
+    };
+  }
+}
+
+/** `apps` → `AppsTable`. */
+function tableConstructId(definition: TableDefinition): string {
+  return `${definition.name.charAt(0).toUpperCase()}${definition.name.slice(1)}Table`;
+}

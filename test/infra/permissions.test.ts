@@ -1,0 +1,355 @@
+import { readFileSync } from "node:fs";
+import { App, type CfnElement } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import type { IConstruct } from "constructs";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { TeamFunction } from "#infra/constructs/team-function";
+import { queues, retryScheduler, type TableKey, tables } from "#infra/definitions";
+import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
+
+const cdkContext = JSON.parse(
+  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
+).context;
+
+/**
+ * The stack as cdk.json configures it. These tests read the template only, so they skip asset
+ * bundling and CloudFormation's own validation; nag.test.ts synthesizes the app in full.
+ */
+function synthesize() {
+  const app = new App({
+    context: { ...cdkContext, "aws:cdk:bundling-stacks": [] },
+    builtinCloudFormationValidation: false,
+  });
+  const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
+    settings: settingsFromContext(app.node),
+  });
+  return { stack, template: Template.fromStack(stack) };
+}
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+const READ_ACTIONS = [
+  "dynamodb:BatchGetItem",
+  "dynamodb:ConditionCheckItem",
+  "dynamodb:DescribeTable",
+  "dynamodb:GetItem",
+  "dynamodb:GetRecords",
+  "dynamodb:GetShardIterator",
+  "dynamodb:Query",
+  "dynamodb:Scan",
+];
+const WRITE_ACTIONS = [
+  "dynamodb:BatchWriteItem",
+  "dynamodb:DeleteItem",
+  "dynamodb:PutItem",
+  "dynamodb:UpdateItem",
+];
+
+let stack: WorkflowWebhooksStack;
+let template: Template;
+
+beforeAll(() => {
+  ({ stack, template } = synthesize());
+});
+
+function logicalId(construct: IConstruct): string {
+  return stack.getLogicalId(construct.node.defaultChild as CfnElement);
+}
+
+/** Every statement of every policy attached to the role. */
+function statementsOf(role: IConstruct): Statement[] {
+  const roleId = logicalId(role);
+  return Object.values(template.findResources("AWS::IAM::Policy"))
+    .filter((policy) =>
+      (policy.Properties.Roles as Array<{ Ref: string }>).some((ref) => ref.Ref === roleId),
+    )
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Statement[]);
+}
+
+function actionsOf(statement: Statement): string[] {
+  return Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+}
+
+/** The actions `role` is allowed on the resource with the given logical id (any ARN form). */
+function actionsOn(role: IConstruct, resource: IConstruct): string[] {
+  const id = logicalId(resource);
+  return statementsOf(role)
+    .filter((statement) => JSON.stringify(statement.Resource).includes(`"${id}"`))
+    .flatMap(actionsOf)
+    .sort();
+}
+
+function environmentOf(fn: TeamFunction): Record<string, unknown> {
+  const resource = template.findResources("AWS::Lambda::Function")[logicalId(fn)];
+  return resource?.Properties.Environment.Variables ?? {};
+}
+
+const tableKeys = Object.keys(tables) as TableKey[];
+
+describe("table access", () => {
+  const expected: Record<
+    "api" | "engine" | "deliver",
+    Partial<Record<TableKey, "read" | "readWrite">>
+  > = {
+    api: {
+      apps: "readWrite",
+      workflows: "readWrite",
+      records: "readWrite",
+      enrollments: "readWrite",
+      deliveries: "readWrite",
+    },
+    engine: { records: "readWrite", enrollments: "readWrite", deliveries: "readWrite" },
+    deliver: { apps: "read", deliveries: "readWrite" },
+  };
+
+  for (const service of ["api", "engine", "deliver"] as const) {
+    it(`gives the ${service} function exactly its tables, and tells it only of those`, () => {
+      // Prepare
+      const fn = {
+        api: stack.apiFunction,
+        engine: stack.engineFunction,
+        deliver: stack.deliverFunction,
+      }[service];
+      const environment = environmentOf(fn);
+
+      for (const key of tableKeys) {
+        // Act
+        const table = stack.state.tables[key];
+        const actions = actionsOn(fn.executionRole, table);
+        const access = expected[service][key];
+
+        // Assess
+        const wanted =
+          access === undefined
+            ? []
+            : access === "read"
+              ? READ_ACTIONS
+              : [...READ_ACTIONS, ...WRITE_ACTIONS].sort();
+        expect(actions, `${service} on ${key}`).toEqual(wanted);
+        expect(Object.hasOwn(environment, tables[key].envVar), `${service} told of ${key}`).toBe(
+          access !== undefined,
+        );
+      }
+    });
+  }
+
+  it("keeps the deliver function from writing records, workflows or enrollments, and from writing apps", () => {
+    // Prepare
+    const role = stack.deliverFunction.executionRole;
+    const { records, workflows, enrollments, apps } = stack.state.tables;
+
+    // Act
+    const forbidden = [records, workflows, enrollments].flatMap((table) => actionsOn(role, table));
+    const onApps = actionsOn(role, apps);
+
+    // Assess
+    expect(forbidden).toEqual([]);
+    expect(onApps.filter((action) => WRITE_ACTIONS.includes(action))).toEqual([]);
+  });
+});
+
+describe("lane access", () => {
+  it("lets every function send to both lanes, with the lane's key and the queue URL variable", () => {
+    for (const fn of [stack.apiFunction, stack.engineFunction, stack.deliverFunction]) {
+      for (const lane of [stack.workflowSteps, stack.webhookLane]) {
+        // Act
+        const onQueue = actionsOn(fn.executionRole, lane.queue);
+        const onKey = actionsOn(fn.executionRole, lane.encryptionKey);
+
+        // Assess
+        expect(onQueue).toContain("sqs:SendMessage");
+        expect(onKey).toEqual(expect.arrayContaining(["kms:GenerateDataKey", "kms:Decrypt"]));
+        expect(onKey.every((action) => !action.includes("*"))).toBe(true);
+        expect(environmentOf(fn)[lane.definition.urlEnvVar]).toEqual({
+          Ref: logicalId(lane.queue),
+        });
+      }
+    }
+  });
+
+  it("lets only a lane's consumer receive and delete its messages", () => {
+    const consuming = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"];
+    for (const lane of [stack.workflowSteps, stack.webhookLane]) {
+      for (const fn of [stack.apiFunction, stack.engineFunction, stack.deliverFunction]) {
+        // Act
+        const actions = actionsOn(fn.executionRole, lane.queue);
+
+        // Assess
+        const isConsumer = fn === lane.consumer;
+        for (const action of consuming) {
+          expect(
+            actions.includes(action),
+            `${fn.serviceName} ${action} on ${lane.definition.name}`,
+          ).toBe(isConsumer);
+        }
+      }
+    }
+  });
+});
+
+describe("retry scheduling", () => {
+  it("lets the deliver function create, read and delete schedules only in the retry group", () => {
+    // Prepare
+    const statements = statementsOf(stack.deliverFunction.executionRole);
+
+    // Act
+    const scheduling = statements.filter((statement) =>
+      actionsOf(statement).some((action) => action.startsWith("scheduler:")),
+    );
+
+    // Assess
+    expect(scheduling).toHaveLength(1);
+    expect(actionsOf(scheduling[0] as Statement).sort()).toEqual([
+      "scheduler:CreateSchedule",
+      "scheduler:DeleteSchedule",
+      "scheduler:GetSchedule",
+    ]);
+    expect(JSON.stringify(scheduling[0]?.Resource)).toContain(
+      `:schedule/${stack.retries.groupName}/*`,
+    );
+  });
+
+  it("lets the deliver function pass only the scheduler's role, and only to EventBridge Scheduler", () => {
+    // Prepare
+    const statements = statementsOf(stack.deliverFunction.executionRole);
+
+    // Act
+    const passRole = statements.filter((statement) =>
+      actionsOf(statement).includes("iam:PassRole"),
+    );
+
+    // Assess
+    expect(passRole).toEqual([
+      {
+        Effect: "Allow",
+        Action: "iam:PassRole",
+        Resource: { "Fn::GetAtt": [logicalId(stack.retries.executionRole), "Arn"] },
+        Condition: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
+      },
+    ]);
+  });
+
+  it("gives no other function scheduler or PassRole permissions", () => {
+    for (const fn of [stack.apiFunction, stack.engineFunction]) {
+      // Act
+      const actions = statementsOf(fn.executionRole).flatMap(actionsOf);
+
+      // Assess
+      expect(
+        actions.filter((action) => action.startsWith("scheduler:") || action.startsWith("iam:")),
+      ).toEqual([]);
+    }
+  });
+
+  it("lets the scheduler's role send to the webhook lane and the scheduler DLQ, and nothing else", () => {
+    // Prepare
+    const { executionRole, deadLetterQueue } = stack.retries;
+    const lane = stack.webhookLane;
+
+    // Act
+    const statements = statementsOf(executionRole);
+    const resources = statements.map((statement) => JSON.stringify(statement.Resource)).join(" ");
+
+    // Assess
+    expect(statements.flatMap(actionsOf).sort()).toEqual([
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+      "sqs:SendMessage",
+    ]);
+    expect(actionsOn(executionRole, lane.queue)).toEqual(["sqs:SendMessage"]);
+    expect(actionsOn(executionRole, deadLetterQueue)).toEqual(["sqs:SendMessage"]);
+    expect(actionsOn(executionRole, lane.encryptionKey)).toEqual([
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]);
+    expect(resources).not.toContain(logicalId(stack.workflowSteps.queue));
+    expect(resources).not.toContain('"*"');
+  });
+
+  it("lets only EventBridge Scheduler of this account assume the scheduler's role", () => {
+    // Act
+    const role = template.findResources("AWS::IAM::Role")[logicalId(stack.retries.executionRole)];
+
+    // Assess
+    expect(role?.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      {
+        Action: "sts:AssumeRole",
+        Effect: "Allow",
+        Principal: { Service: "scheduler.amazonaws.com" },
+        Condition: { StringEquals: { "aws:SourceAccount": { Ref: "AWS::AccountId" } } },
+      },
+    ]);
+  });
+
+  it("tells only the deliver function where and how to schedule retries", () => {
+    // Prepare
+    const names = [
+      retryScheduler.groupEnvVar,
+      retryScheduler.roleArnEnvVar,
+      retryScheduler.deadLetterArnEnvVar,
+      queues.webhookLane.arnEnvVar,
+    ];
+
+    // Act
+    const deliver = environmentOf(stack.deliverFunction);
+    const others = [stack.apiFunction, stack.engineFunction].map(environmentOf);
+
+    // Assess
+    expect(deliver[retryScheduler.groupEnvVar]).toBe(stack.retries.groupName);
+    expect(deliver[retryScheduler.roleArnEnvVar]).toEqual({
+      "Fn::GetAtt": [logicalId(stack.retries.executionRole), "Arn"],
+    });
+    expect(deliver[retryScheduler.deadLetterArnEnvVar]).toEqual({
+      "Fn::GetAtt": [logicalId(stack.retries.deadLetterQueue), "Arn"],
+    });
+    expect(deliver[queues.webhookLane.arnEnvVar]).toEqual({
+      "Fn::GetAtt": [logicalId(stack.webhookLane.queue), "Arn"],
+    });
+    for (const environment of others) {
+      expect(names.filter((name) => Object.hasOwn(environment, name))).toEqual([]);
+    }
+  });
+});
+
+describe("every role", () => {
+  it("allows no wildcard action and no wildcard resource except X-Ray's", () => {
+    // Act
+    const statements = Object.values(template.findResources("AWS::IAM::Policy")).flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+    );
+
+    // Assess
+    for (const statement of statements) {
+      expect(actionsOf(statement).filter((action) => action.includes("*"))).toEqual([]);
+      if (statement.Resource === "*") {
+        expect(actionsOf(statement).sort()).toEqual([
+          "xray:PutTelemetryRecords",
+          "xray:PutTraceSegments",
+        ]);
+      }
+    }
+  });
+
+  it("lets each function write only to its own log group", () => {
+    for (const fn of [stack.apiFunction, stack.engineFunction, stack.deliverFunction]) {
+      // Act
+      const logging = statementsOf(fn.executionRole).filter((statement) =>
+        actionsOf(statement).some((action) => action.startsWith("logs:")),
+      );
+
+      // Assess
+      expect(logging).toEqual([
+        {
+          Effect: "Allow",
+          Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+          Resource: { "Fn::GetAtt": [logicalId(fn.logGroup), "Arn"] },
+        },
+      ]);
+    }
+  });
+});
