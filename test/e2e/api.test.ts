@@ -1,47 +1,22 @@
-import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
-import { apiClient, eventually } from "#test/api-client";
-import {
-  makeTestCertificate,
-  type ReceiverAnswer,
-  startReceiver,
-  type TestCertificate,
-  type TestReceiver,
-} from "#test/https-receiver";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "#test/api-client";
+import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
-let runtime: LocalRuntime;
-let certificate: TestCertificate;
-let receiver: TestReceiver;
-let call: ReturnType<typeof apiClient>;
-const answers = new Map<string, () => ReceiverAnswer>();
+let system: LocalSystem;
+let call: LocalSystem["call"];
+let receiver: LocalSystem["receiver"];
+let answers: LocalSystem["answers"];
 
 beforeAll(async () => {
-  certificate = makeTestCertificate();
-  process.env.NODE_EXTRA_CA_CERTS = certificate.certFile;
-  receiver = await startReceiver(certificate, (request) => {
-    const path = request.url.split("?")[0] ?? "";
-    return (
-      answers.get(path)?.() ?? {
-        status: 200,
-        body: '{"ok":true}',
-        headers: { "content-type": "application/json" },
-      }
-    );
-  });
-  runtime = await startLocalRuntime({
+  system = await startLocalSystem({
     timeScale: 0.001,
-    dynamoEndpoint: inject("dynamoEndpoint"),
-    namePrefix: `api${randomUUID().slice(0, 8)}-`,
-    logLevel: process.env.TEST_LOG_LEVEL ?? "SILENT",
+    fallback: { status: 200, body: '{"ok":true}', headers: { "content-type": "application/json" } },
   });
-  call = apiClient(runtime.apiUrl);
+  ({ call, receiver, answers } = system);
 });
 
 afterAll(async () => {
-  await receiver?.close();
-  await runtime?.stop();
-  certificate?.remove();
+  await system?.stop();
 });
 
 async function completed(enrollmentId: string) {

@@ -1,40 +1,25 @@
-import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, expect, inject, it } from "vitest";
-import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
-import { apiClient, eventually } from "#test/api-client";
-import {
-  makeTestCertificate,
-  startReceiver,
-  type TestCertificate,
-  type TestReceiver,
-} from "#test/https-receiver";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { eventually } from "#test/api-client";
+import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
 /** 8 hours of the retry policy take under 0.3 s here, so three days take about 3 s. */
 const TIME_SCALE = 0.00001;
 const HOUR = 3600_000;
 
-let runtime: LocalRuntime;
-let certificate: TestCertificate;
-let receiver: TestReceiver;
-let call: ReturnType<typeof apiClient>;
+let system: LocalSystem;
+let call: LocalSystem["call"];
+let receiver: LocalSystem["receiver"];
 
 beforeAll(async () => {
-  certificate = makeTestCertificate();
-  process.env.NODE_EXTRA_CA_CERTS = certificate.certFile;
-  receiver = await startReceiver(certificate, () => ({ status: 500, body: "down" }));
-  runtime = await startLocalRuntime({
+  system = await startLocalSystem({
     timeScale: TIME_SCALE,
-    dynamoEndpoint: inject("dynamoEndpoint"),
-    namePrefix: `window${randomUUID().slice(0, 8)}-`,
-    logLevel: process.env.TEST_LOG_LEVEL ?? "SILENT",
+    fallback: { status: 500, body: "down" },
   });
-  call = apiClient(runtime.apiUrl);
+  ({ call, receiver } = system);
 });
 
 afterAll(async () => {
-  await receiver?.close();
-  await runtime?.stop();
-  certificate?.remove();
+  await system?.stop();
 });
 
 it("fails a delivery for good once the 3-day window is spent, after 17 attempts at most 8 hours apart", async () => {

@@ -1,48 +1,25 @@
-import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyV2, verifyV3 } from "#domain/signatures";
-import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
-import { apiClient, eventually } from "#test/api-client";
-import {
-  makeTestCertificate,
-  type ReceivedRequest,
-  type ReceiverAnswer,
-  startReceiver,
-  type TestCertificate,
-  type TestReceiver,
-} from "#test/https-receiver";
+import { eventually } from "#test/api-client";
+import type { ReceivedRequest } from "#test/https-receiver";
+import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
 /** 1 minute of the retry policy takes 60 ms here. */
 const TIME_SCALE = 0.001;
 const MINUTE = 60_000;
 
-let runtime: LocalRuntime;
-let certificate: TestCertificate;
-let receiver: TestReceiver;
-let call: ReturnType<typeof apiClient>;
-const answers = new Map<string, (previous: number) => ReceiverAnswer>();
+let system: LocalSystem;
+let call: LocalSystem["call"];
+let receiver: LocalSystem["receiver"];
+let answers: LocalSystem["answers"];
 
 beforeAll(async () => {
-  certificate = makeTestCertificate();
-  process.env.NODE_EXTRA_CA_CERTS = certificate.certFile;
-  receiver = await startReceiver(certificate, (request, previous) => {
-    const path = request.url.split("?")[0] ?? "";
-    return answers.get(path)?.(previous) ?? { status: 200, body: "thanks" };
-  });
-  runtime = await startLocalRuntime({
-    timeScale: TIME_SCALE,
-    dynamoEndpoint: inject("dynamoEndpoint"),
-    namePrefix: `e2e${randomUUID().slice(0, 8)}-`,
-    logLevel: process.env.TEST_LOG_LEVEL ?? "SILENT",
-    visibilityTimeoutSeconds: 2,
-  });
-  call = apiClient(runtime.apiUrl);
+  system = await startLocalSystem({ timeScale: TIME_SCALE, visibilityTimeoutSeconds: 2 });
+  ({ call, receiver, answers } = system);
 });
 
 afterAll(async () => {
-  await receiver?.close();
-  await runtime?.stop();
-  certificate?.remove();
+  await system?.stop();
 });
 
 /** A contact with some history: email set twice, and a first name. */

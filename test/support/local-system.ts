@@ -1,0 +1,66 @@
+import { randomUUID } from "node:crypto";
+import { inject } from "vitest";
+import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
+import { apiClient } from "#test/api-client";
+import {
+  makeTestCertificate,
+  type ReceiverAnswer,
+  startReceiver,
+  type TestReceiver,
+} from "#test/https-receiver";
+
+/** The whole system on this machine, with an HTTPS receiver it trusts, for end-to-end tests. */
+export interface LocalSystem {
+  readonly runtime: LocalRuntime;
+  readonly receiver: TestReceiver;
+  /** Calls the system's API. */
+  readonly call: ReturnType<typeof apiClient>;
+  /** How the receiver answers each path; given how many requests that path saw before. */
+  readonly answers: Map<string, (previous: number) => ReceiverAnswer>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the local runtime with a compressed clock and a receiver on 127.0.0.1 whose certificate
+ * the delivery client trusts through NODE_EXTRA_CA_CERTS. Paths without an answer get `fallback`.
+ */
+export async function startLocalSystem(options: {
+  readonly timeScale: number;
+  readonly fallback?: ReceiverAnswer;
+  readonly visibilityTimeoutSeconds?: number;
+}): Promise<LocalSystem> {
+  const certificate = makeTestCertificate();
+  process.env.NODE_EXTRA_CA_CERTS = certificate.certFile;
+  const answers = new Map<string, (previous: number) => ReceiverAnswer>();
+  const fallback = options.fallback ?? { status: 200, body: "thanks" };
+  const receiver = await startReceiver(certificate, (request, previous) => {
+    const path = request.url.split("?")[0] ?? "";
+    return answers.get(path)?.(previous) ?? fallback;
+  });
+  let runtime: LocalRuntime;
+  try {
+    runtime = await startLocalRuntime({
+      timeScale: options.timeScale,
+      dynamoEndpoint: inject("dynamoEndpoint"),
+      namePrefix: `e2e${randomUUID().slice(0, 8)}-`,
+      logLevel: process.env.TEST_LOG_LEVEL ?? "SILENT",
+      visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
+    });
+  } catch (error) {
+    await receiver.close();
+    certificate.remove();
+    throw error;
+  }
+  return {
+    runtime,
+    receiver,
+    call: apiClient(runtime.apiUrl),
+    answers,
+    async stop() {
+      // The receiver first: a request it holds open would otherwise keep a poller waiting.
+      await receiver.close();
+      await runtime.stop();
+      certificate.remove();
+    },
+  };
+}
