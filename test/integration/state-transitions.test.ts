@@ -265,19 +265,22 @@ describe("enrollment state under duplicate and concurrent messages", () => {
   });
 });
 
+/** The delivery of a one-webhook workflow's enrollment, handed to the lane and not yet attempted. */
+async function startedDelivery(path: string): Promise<string> {
+  const enrollment = await enrolled([webhook(path)]);
+  await runWorkflowStep(steps, {
+    type: "advance",
+    enrollmentId: enrollment.enrollmentId,
+    actionIndex: 0,
+  });
+  await aws.drain("webhookLane");
+  return deliveryIdFor(enrollment.enrollmentId, enrollment.actions[0]?.actionId ?? "");
+}
+
 describe("delivery attempts under duplicate and concurrent messages", () => {
   it("sends an attempt once when two consumers take the same message at once", async () => {
     // Prepare
-    const enrollment = await enrolled([webhook("/race")]);
-    await runWorkflowStep(steps, {
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: 0,
-    });
-    const deliveryId = deliveryIdFor(
-      enrollment.enrollmentId,
-      enrollment.actions[0]?.actionId ?? "",
-    );
+    const deliveryId = await startedDelivery("/race");
 
     // Act
     const outcomes = await Promise.allSettled([
@@ -303,16 +306,7 @@ describe("delivery attempts under duplicate and concurrent messages", () => {
   it("schedules exactly the next attempt after a 503, and a duplicate message schedules the same one", async () => {
     // Prepare
     answers["/flaky"] = () => ({ status: 503 });
-    const enrollment = await enrolled([webhook("/flaky")]);
-    await runWorkflowStep(steps, {
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: 0,
-    });
-    const deliveryId = deliveryIdFor(
-      enrollment.enrollmentId,
-      enrollment.actions[0]?.actionId ?? "",
-    );
+    const deliveryId = await startedDelivery("/flaky");
     const before = Date.now();
 
     // Act
@@ -353,16 +347,7 @@ describe("delivery attempts under duplicate and concurrent messages", () => {
 
   it("skips a message for an attempt that is not the next one", async () => {
     // Prepare
-    const enrollment = await enrolled([webhook("/future")]);
-    await runWorkflowStep(steps, {
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: 0,
-    });
-    const deliveryId = deliveryIdFor(
-      enrollment.enrollmentId,
-      enrollment.actions[0]?.actionId ?? "",
-    );
+    const deliveryId = await startedDelivery("/future");
 
     // Act
     const report = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 3 });
