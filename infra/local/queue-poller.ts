@@ -42,7 +42,9 @@ export interface QueuePoller {
   stop(): Promise<void>;
 }
 
+/** An empty queue is polled again after 20 ms, backing off to 100 ms while it stays empty. */
 const IDLE_SLEEP_MS = 20;
+const MAX_IDLE_SLEEP_MS = 100;
 const ERROR_SLEEP_MS = 250;
 const MAX_RECEIVE = 10;
 
@@ -75,6 +77,7 @@ export function startQueuePoller(options: QueuePollerOptions): QueuePoller {
     });
 
   async function receiveLoop(): Promise<void> {
+    let idleSleepMs = IDLE_SLEEP_MS;
     while (running) {
       if (batches.size >= maxConcurrency) {
         await Promise.race(batches);
@@ -90,9 +93,11 @@ export function startQueuePoller(options: QueuePollerOptions): QueuePoller {
         continue;
       }
       if (messages.length === 0) {
-        await pause(IDLE_SLEEP_MS);
+        await pause(idleSleepMs);
+        idleSleepMs = Math.min(idleSleepMs * 2, MAX_IDLE_SLEEP_MS);
         continue;
       }
+      idleSleepMs = IDLE_SLEEP_MS;
       const batch = handleBatch(options, messages, onError).finally(() => batches.delete(batch));
       batches.add(batch);
     }
