@@ -1,43 +1,18 @@
-import { readFileSync } from "node:fs";
 import { App, type CfnElement, Stack } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
+import type { Template } from "aws-cdk-lib/assertions";
 import { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { requestBodies } from "#domain/requests";
 import { requestBodySchema, WorkflowApi, type WorkflowApiProps } from "#infra/constructs/api";
 import { type ApiRoute, apiRoutes } from "#infra/definitions";
-import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
-
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
-
-/**
- * The stack as cdk.json configures it, with `overrides` on top. These tests read the template
- * only, so they skip asset bundling and CloudFormation's own validation.
- */
-function synthesize(overrides: Record<string, unknown> = {}) {
-  const app = new App({
-    context: { ...cdkContext, ...overrides, "aws:cdk:bundling-stacks": [] },
-    builtinCloudFormationValidation: false,
-  });
-  const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
-    settings: settingsFromContext(app.node),
-  });
-  return { stack, template: Template.fromStack(stack) };
-}
+import { synthesize } from "#test/synth";
 
 const AUTHORIZER_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:bearer-tokens";
 const USER_POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEf123";
 
-let stack: WorkflowWebhooksStack;
-let template: Template;
-
-beforeAll(() => {
-  ({ stack, template } = synthesize());
-});
+const { stack, template } = synthesize();
 
 type Resource = { Properties: Record<string, unknown> };
 

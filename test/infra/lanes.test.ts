@@ -1,39 +1,13 @@
-import { readFileSync } from "node:fs";
-import { App, type CfnElement, Duration, Stack } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
+import { type CfnElement, Duration, type Stack } from "aws-cdk-lib";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { IConstruct } from "constructs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Lane } from "#infra/constructs/lanes";
 import { TeamFunction } from "#infra/constructs/team-function";
 import { type QueueDefinition, queues, VISIBILITY_TIMEOUT_FACTOR } from "#infra/definitions";
-import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
+import { scratchStack, synthesize } from "#test/synth";
 
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
-
-/**
- * The stack as cdk.json configures it, with `overrides` on top. These tests read the template
- * only, so they skip asset bundling and CloudFormation's own validation.
- */
-function synthesize(overrides: Record<string, unknown> = {}) {
-  const app = new App({
-    context: { ...cdkContext, ...overrides, "aws:cdk:bundling-stacks": [] },
-    builtinCloudFormationValidation: false,
-  });
-  const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
-    settings: settingsFromContext(app.node),
-  });
-  return { stack, template: Template.fromStack(stack) };
-}
-
-let stack: WorkflowWebhooksStack;
-let template: Template;
-
-beforeAll(() => {
-  ({ stack, template } = synthesize());
-});
+const { stack, template } = synthesize();
 
 function logicalId(construct: IConstruct, inStack: Stack = stack): string {
   return inStack.getLogicalId(construct.node.defaultChild as CfnElement);
@@ -183,8 +157,7 @@ describe("lane concurrency", () => {
 
 describe("a lane's constructor", () => {
   function consumer(overrides: { timeout?: Duration; reservedConcurrency?: number } = {}) {
-    const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
-    const scope = new Stack(app, "Scratch");
+    const scope = scratchStack();
     const fn = new TeamFunction(scope, "Consumer", {
       entry: "functions/deliver/handler.ts",
       serviceName: "deliver",

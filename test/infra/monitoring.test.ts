@@ -1,37 +1,12 @@
-import { readFileSync } from "node:fs";
-import { App, type CfnElement, Duration } from "aws-cdk-lib";
-import { Match, Template } from "aws-cdk-lib/assertions";
+import { type CfnElement, Duration } from "aws-cdk-lib";
+import { Match } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Monitoring, type MonitoringProps } from "#infra/constructs/monitoring";
 import { metrics, tables } from "#infra/definitions";
-import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
+import { synthesize } from "#test/synth";
 
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
-
-/**
- * The stack as cdk.json configures it, with `overrides` on top. These tests read the template
- * only, so they skip asset bundling and CloudFormation's own validation.
- */
-function synthesize(overrides: Record<string, unknown> = {}) {
-  const app = new App({
-    context: { ...cdkContext, ...overrides, "aws:cdk:bundling-stacks": [] },
-    builtinCloudFormationValidation: false,
-  });
-  const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
-    settings: settingsFromContext(app.node),
-  });
-  return { stack, template: Template.fromStack(stack) };
-}
-
-let stack: WorkflowWebhooksStack;
-let template: Template;
-
-beforeAll(() => {
-  ({ stack, template } = synthesize());
-});
+const { stack, template } = synthesize();
 
 function logicalId(construct: IConstruct): string {
   return stack.getLogicalId(construct.node.defaultChild as CfnElement);

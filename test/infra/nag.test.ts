@@ -1,32 +1,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { App, Validations } from "aws-cdk-lib";
+import { type App, Validations } from "aws-cdk-lib";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { addWorkflowWebhooks } from "#infra/stack";
-
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
-
-/**
- * The app as infra/app.ts builds it, with `overrides` on top of cdk.json. The rules read the
- * construct tree, not the assets, so bundling is skipped. CloudFormation's own (slow) template
- * checks run only where asked for.
- */
-function buildApp(
-  overrides: Record<string, unknown> = {},
-  { cloudFormationChecks = false } = {},
-): App {
-  const app = new App({
-    context: { ...cdkContext, ...overrides, "aws:cdk:bundling-stacks": [] },
-    builtinCloudFormationValidation: cloudFormationChecks,
-  });
-  addWorkflowWebhooks(app);
-  return app;
-}
+import { buildApp } from "#test/synth";
 
 /** What synthesis reports: cdk-nag's findings, CDK's warnings and, when on, CloudFormation's. */
 function validationReport(app: App): unknown[] {

@@ -1,30 +1,9 @@
-import { readFileSync } from "node:fs";
-import { App, type CfnElement } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
+import type { CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { TeamFunction } from "#infra/constructs/team-function";
 import { queues, retryScheduler, type TableKey, tables } from "#infra/definitions";
-import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
-
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
-
-/**
- * The stack as cdk.json configures it. These tests read the template only, so they skip asset
- * bundling and CloudFormation's own validation; nag.test.ts synthesizes the app in full.
- */
-function synthesize() {
-  const app = new App({
-    context: { ...cdkContext, "aws:cdk:bundling-stacks": [] },
-    builtinCloudFormationValidation: false,
-  });
-  const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
-    settings: settingsFromContext(app.node),
-  });
-  return { stack, template: Template.fromStack(stack) };
-}
+import { synthesize } from "#test/synth";
 
 interface Statement {
   Effect: string;
@@ -50,12 +29,7 @@ const WRITE_ACTIONS = [
   "dynamodb:UpdateItem",
 ];
 
-let stack: WorkflowWebhooksStack;
-let template: Template;
-
-beforeAll(() => {
-  ({ stack, template } = synthesize());
-});
+const { stack, template } = synthesize();
 
 function logicalId(construct: IConstruct): string {
   return stack.getLogicalId(construct.node.defaultChild as CfnElement);

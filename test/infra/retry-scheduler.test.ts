@@ -1,39 +1,13 @@
-import { readFileSync } from "node:fs";
-import { App, type CfnElement, Duration, Stack } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
+import { type CfnElement, Duration } from "aws-cdk-lib";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Lane } from "#infra/constructs/lanes";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { TeamFunction } from "#infra/constructs/team-function";
 import { type QueueDefinition, queues } from "#infra/definitions";
-import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
+import { scratchStack, synthesize } from "#test/synth";
 
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
-
-/**
- * The stack as cdk.json configures it. These tests read the template only, so they skip asset
- * bundling and CloudFormation's own validation.
- */
-function synthesize() {
-  const app = new App({
-    context: { ...cdkContext, "aws:cdk:bundling-stacks": [] },
-    builtinCloudFormationValidation: false,
-  });
-  const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
-    settings: settingsFromContext(app.node),
-  });
-  return { stack, template: Template.fromStack(stack) };
-}
-
-let stack: WorkflowWebhooksStack;
-let template: Template;
-
-beforeAll(() => {
-  ({ stack, template } = synthesize());
-});
+const { stack, template } = synthesize();
 
 describe("the retry scheduler", () => {
   it("has a schedule group named after the stack", () => {
@@ -65,8 +39,7 @@ describe("the retry scheduler", () => {
 
   describe("its constructor", () => {
     function webhookLane(definition: QueueDefinition = queues.webhookLane) {
-      const app = new App({ context: { "aws:cdk:bundling-stacks": [] } });
-      const scope = new Stack(app, "Scratch");
+      const scope = scratchStack();
       const consumer = new TeamFunction(scope, "Consumer", {
         entry: "functions/deliver/handler.ts",
         serviceName: "deliver",

@@ -1,34 +1,8 @@
-import { readFileSync } from "node:fs";
-import { App } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
-import { beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { tables } from "#infra/definitions";
-import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
+import { synthesize } from "#test/synth";
 
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
-
-/**
- * The stack as cdk.json configures it, with `overrides` on top. These tests read the template
- * only, so they skip asset bundling and CloudFormation's own validation.
- */
-function synthesize(overrides: Record<string, unknown> = {}) {
-  const app = new App({
-    context: { ...cdkContext, ...overrides, "aws:cdk:bundling-stacks": [] },
-    builtinCloudFormationValidation: false,
-  });
-  const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
-    settings: settingsFromContext(app.node),
-  });
-  return Template.fromStack(stack);
-}
-
-let template: Template;
-
-beforeAll(() => {
-  template = synthesize();
-});
+const { template } = synthesize();
 
 describe("the state tables", () => {
   it("are one per definition, on demand, with point-in-time recovery and KMS encryption", () => {
@@ -73,7 +47,7 @@ describe("the state tables", () => {
 
   it("can be made disposable with tableDeletionProtection=false", () => {
     // Act
-    const disposable = synthesize({ tableDeletionProtection: "false" });
+    const disposable = synthesize({ tableDeletionProtection: "false" }).template;
 
     // Assess
     for (const table of Object.values(disposable.findResources("AWS::DynamoDB::Table"))) {

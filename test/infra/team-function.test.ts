@@ -3,18 +3,15 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { App, type CfnElement, Duration, Stack } from "aws-cdk-lib";
-import { Template } from "aws-cdk-lib/assertions";
+import { type CfnElement, Duration } from "aws-cdk-lib";
+import type { Template } from "aws-cdk-lib/assertions";
 import { Runtime } from "aws-cdk-lib/aws-lambda";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TeamFunction } from "#infra/constructs/team-function";
 import { metrics, queues } from "#infra/definitions";
-import { settingsFromContext, WorkflowWebhooksStack } from "#infra/stack";
-
-const cdkContext = JSON.parse(
-  readFileSync(new URL("../../cdk.json", import.meta.url), "utf8"),
-).context;
+import type { WorkflowWebhooksStack } from "#infra/stack";
+import { scratchStack, synthesize } from "#test/synth";
 
 let outdir: string;
 let stack: WorkflowWebhooksStack;
@@ -23,11 +20,7 @@ let template: Template;
 /** The stack as cdk.json configures it, bundled with esbuild as `cdk synth` bundles it. */
 beforeAll(() => {
   outdir = mkdtempSync(join(tmpdir(), "workflow-webhooks-synth-"));
-  const app = new App({ outdir, context: cdkContext, builtinCloudFormationValidation: false });
-  stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
-    settings: settingsFromContext(app.node),
-  });
-  template = Template.fromStack(stack);
+  ({ stack, template } = synthesize({}, { bundling: true, outdir }));
 });
 
 afterAll(() => {
@@ -165,7 +158,7 @@ function placeholderFor(name: string): string {
 
 describe("the team function's constructor", () => {
   function create(overrides: { serviceName?: string; reservedConcurrency?: number }) {
-    const scope = new Stack(new App({ context: { "aws:cdk:bundling-stacks": [] } }), "Scratch");
+    const scope = scratchStack();
     return () =>
       new TeamFunction(scope, "Fn", {
         entry: "functions/engine/handler.ts",

@@ -1,10 +1,6 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import net, { type AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from "vitest";
 import {
   createWebhookClient,
@@ -12,6 +8,7 @@ import {
   type WebhookClientOptions,
   type WebhookResult,
 } from "#adapters/webhook-client";
+import { makeTestCertificate, type TestCertificate } from "#test/https-receiver";
 
 /**
  * Every test here talks to HTTPS receivers on 127.0.0.1 and ::1 only. Two guards make any other
@@ -21,11 +18,6 @@ import {
 const LOOPBACK = new Set(["127.0.0.1", "::1"]);
 const RECEIVER = "receiver.test";
 const LARGE_BODY_BYTES = 50 * 1024 * 1024;
-
-interface Certificate {
-  readonly key: string;
-  readonly cert: string;
-}
 
 interface Seen {
   method: string;
@@ -39,10 +31,9 @@ interface Streamed {
   closed: Promise<void>;
 }
 
-let workDir: string;
-let trusted: Certificate;
-let otherName: Certificate;
-let untrusted: Certificate;
+let trusted: TestCertificate;
+let otherName: TestCertificate;
+let untrusted: TestCertificate;
 let receiver: Server;
 let receiverV6: Server;
 let untrustedReceiver: Server;
@@ -56,31 +47,6 @@ let lastStream: Streamed | undefined;
 const hanging = new Set<ServerResponse>();
 const clients: WebhookClient[] = [];
 let socketConnect: MockInstance;
-
-function makeCertificate(name: string, sans: string): Certificate {
-  const key = join(workDir, `${name}.key`);
-  const cert = join(workDir, `${name}.crt`);
-  execFileSync("/usr/bin/openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-    "-days",
-    "2",
-    "-subj",
-    `/CN=${name}`,
-    "-addext",
-    `subjectAltName=${sans}`,
-  ]);
-  return { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8") };
-}
 
 function listen<T extends net.Server>(server: T, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -241,10 +207,15 @@ beforeAll(async () => {
     return (originalConnect as (...a: unknown[]) => net.Socket).apply(this, args);
   });
 
-  workDir = mkdtempSync(join(tmpdir(), "webhook-client-"));
-  trusted = makeCertificate(RECEIVER, `DNS:${RECEIVER},IP:127.0.0.1,IP:::1`);
-  otherName = makeCertificate("other.test", "DNS:other.test");
-  untrusted = makeCertificate(RECEIVER, `DNS:${RECEIVER},IP:127.0.0.1`);
+  trusted = makeTestCertificate({
+    name: RECEIVER,
+    subjectAltName: `DNS:${RECEIVER},IP:127.0.0.1,IP:::1`,
+  });
+  otherName = makeTestCertificate({ name: "other.test", subjectAltName: "DNS:other.test" });
+  untrusted = makeTestCertificate({
+    name: RECEIVER,
+    subjectAltName: `DNS:${RECEIVER},IP:127.0.0.1`,
+  });
 
   receiver = createHttpsServer(trusted, handle);
   receiver.on("secureConnection", () => {
@@ -277,7 +248,7 @@ afterAll(async () => {
       .map(close),
   );
   socketConnect?.mockRestore();
-  if (workDir) rmSync(workDir, { recursive: true, force: true });
+  for (const certificate of [trusted, otherName, untrusted]) certificate?.remove();
 });
 
 describe("webhook client against a real HTTPS receiver", () => {

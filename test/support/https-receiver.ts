@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** A self-signed certificate for 127.0.0.1 and localhost, made with openssl for one test run. */
+/** A self-signed certificate, made with openssl for one test run. */
 export interface TestCertificate {
   readonly key: string;
   readonly cert: string;
@@ -15,7 +15,18 @@ export interface TestCertificate {
   remove(): void;
 }
 
-export function makeTestCertificate(): TestCertificate {
+/** Whom a certificate is for: its common name and its subjectAltName, as openssl writes them. */
+export interface CertificateSubject {
+  /** The common name, such as `localhost`. */
+  readonly name: string;
+  /** Such as `IP:127.0.0.1,DNS:localhost`. */
+  readonly subjectAltName: string;
+}
+
+/** A self-signed certificate for `subject`, by default for 127.0.0.1 and localhost. */
+export function makeTestCertificate(
+  subject: CertificateSubject = { name: "localhost", subjectAltName: "IP:127.0.0.1,DNS:localhost" },
+): TestCertificate {
   const dir = mkdtempSync(join(tmpdir(), "receiver-cert-"));
   const keyFile = join(dir, "receiver.key");
   const certFile = join(dir, "receiver.crt");
@@ -36,9 +47,9 @@ export function makeTestCertificate(): TestCertificate {
       "-days",
       "2",
       "-subj",
-      "/CN=localhost",
+      `/CN=${subject.name}`,
       "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      `subjectAltName=${subject.subjectAltName}`,
     ],
     { stdio: "ignore" },
   );
