@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
+import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AppsTable } from "#adapters/apps-table";
@@ -9,6 +10,7 @@ import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
 import { RecordsTable } from "#adapters/records-table";
 import { RetryScheduler } from "#adapters/retry-scheduler";
 import { createWebhookClient, type WebhookClient } from "#adapters/webhook-client";
+import { retryDelivery } from "#app/deliveries";
 import {
   AttemptInFlightError,
   type DeliveryAttemptsDeps,
@@ -355,5 +357,42 @@ describe("delivery attempts under duplicate and concurrent messages", () => {
     // Assess
     expect(report).toEqual({ kind: "skipped", reason: "attempt 3 is not due (next is 1)" });
     expect(receiver.requestsTo("/future")).toHaveLength(0);
+  });
+});
+
+describe("manual retries", () => {
+  it("refuses to re-send a delivery that failed before it could be built, and changes nothing", async () => {
+    // Prepare: a webhook action whose record is gone by the time the action runs
+    const enrollment = await enrolled([webhook("/never")]);
+    await aws.documents.send(
+      new DeleteCommand({
+        TableName: aws.resources.tables.records,
+        Key: { pk: `contacts#${enrollment.objectId}`, sk: "RECORD" },
+      }),
+    );
+    await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+    const before = await tables.deliveries.getWithAttempts(deliveryId);
+
+    // Act
+    const retry = retryDelivery(
+      { deliveries: tables.deliveries, lane: deliver.lane, now: Date.now },
+      deliveryId,
+    );
+
+    // Assess
+    await expect(retry).rejects.toThrow(ConflictError);
+    expect(before?.delivery).toMatchObject({ status: "failed", attemptCount: 0 });
+    expect(before?.delivery.failureReason).toMatch(/no longer exists/);
+    expect(await tables.deliveries.getWithAttempts(deliveryId)).toEqual(before);
+    expect(await aws.drain("webhookLane")).toEqual([]);
+    expect(receiver.requestsTo("/never")).toHaveLength(0);
   });
 });

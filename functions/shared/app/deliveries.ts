@@ -28,6 +28,11 @@ export async function retryDelivery(deps: DeliveriesDeps, deliveryId: string) {
       `delivery ${deliveryId} is ${delivery.status}; only failed or retrying deliveries can be retried`,
     );
   }
+  if (delivery.attemptCount === 0 && delivery.status === "failed") {
+    throw new ConflictError(
+      `delivery ${deliveryId} was never sent because it could not be built (${delivery.failureReason}); it cannot be retried`,
+    );
+  }
   let attempt: number;
   try {
     attempt = await deps.deliveries.requestManualRetry(delivery, deps.now());
