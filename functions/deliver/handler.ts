@@ -1,5 +1,4 @@
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import type { SQSRecord } from "aws-lambda";
 import { AppsTable } from "#adapters/apps-table";
 import { dynamoDocuments, scheduler, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
@@ -22,7 +21,8 @@ import {
   runtimeSettings,
   tableNames,
 } from "#shared/config";
-import { logger, metricNames, metrics, publishMetrics } from "#shared/observability";
+import { logger, metricNames, metrics } from "#shared/observability";
+import { sqsConsumer } from "#shared/sqs-consumer";
 
 const tables = tableNames(["apps", "deliveries"]);
 const settings = runtimeSettings();
@@ -42,8 +42,6 @@ const deps: DeliveryAttemptsDeps = {
   // Longer than the function may run, so a lease only lapses when its holder is gone.
   leaseMs: (queues.webhookLane.consumerTimeoutSeconds + 30) * 1000,
 };
-
-const processor = new BatchProcessor(EventType.SQS);
 
 async function processAttempt(record: SQSRecord): Promise<void> {
   const message = parseDeliveryAttemptMessage(record.body);
@@ -96,14 +94,4 @@ function recordReport(log: typeof logger, report: AttemptReport): void {
 }
 
 /** Consumes the webhook lane: one attempt per message, in parallel within a batch. */
-export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  logger.addContext(context);
-  try {
-    return await processPartialResponse(event, processAttempt, processor, {
-      context,
-      throwOnFullBatchFailure: false,
-    });
-  } finally {
-    publishMetrics();
-  }
-}
+export const handler = sqsConsumer(processAttempt);

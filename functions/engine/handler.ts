@@ -1,5 +1,4 @@
-import { BatchProcessor, EventType, processPartialResponse } from "@aws-lambda-powertools/batch";
-import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import type { SQSRecord } from "aws-lambda";
 import { dynamoDocuments, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
@@ -9,7 +8,8 @@ import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { parseWorkflowStepMessage } from "#domain/messages";
 import { queues } from "#infra/definitions";
 import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
-import { logger, metricNames, metrics, publishMetrics } from "#shared/observability";
+import { logger, metricNames, metrics } from "#shared/observability";
+import { sqsConsumer } from "#shared/sqs-consumer";
 
 const tables = tableNames(["records", "enrollments", "deliveries"]);
 const settings = runtimeSettings();
@@ -25,8 +25,6 @@ const deps: WorkflowStepsDeps = {
   portalId: settings.portalId,
   stalledAfterMs: queues.workflowSteps.consumerTimeoutSeconds * 1000,
 };
-
-const processor = new BatchProcessor(EventType.SQS);
 
 async function processStep(record: SQSRecord): Promise<void> {
   const message = parseWorkflowStepMessage(record.body);
@@ -49,15 +47,5 @@ async function processStep(record: SQSRecord): Promise<void> {
   }
 }
 
-/** Consumes the workflow-steps lane; a failing message never fails its neighbours. */
-export async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  logger.addContext(context);
-  try {
-    return await processPartialResponse(event, processStep, processor, {
-      context,
-      throwOnFullBatchFailure: false,
-    });
-  } finally {
-    publishMetrics();
-  }
-}
+/** Consumes the workflow-steps lane. */
+export const handler = sqsConsumer(processStep);
