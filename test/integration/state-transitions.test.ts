@@ -396,3 +396,27 @@ describe("manual retries", () => {
     expect(receiver.requestsTo("/never")).toHaveLength(0);
   });
 });
+
+describe("targets the address policy refuses", () => {
+  it("fail for good at the first attempt, with the reason, and are never retried", async () => {
+    // Prepare: a client that allows no private targets, and a webhook to loopback
+    const strictClient = createWebhookClient({ allowPrivateTargets: false, ca: certificate.cert });
+    const deliveryId = await startedDelivery("/private");
+
+    // Act
+    const report = await makeDeliveryAttempt(
+      { ...deliver, webhookClient: strictClient },
+      { deliveryId, attempt: 1 },
+    );
+    await strictClient.close();
+
+    // Assess
+    expect(report.kind === "sent" && report.verdict.status).toBe("failed");
+    const stored = await tables.deliveries.getWithAttempts(deliveryId);
+    expect(stored?.delivery.status).toBe("failed");
+    expect(stored?.delivery.failureReason).toMatch(/127\.0\.0\.1/);
+    expect(stored?.attempts).toHaveLength(1);
+    expect(schedulerMock.commandCalls(CreateScheduleCommand)).toHaveLength(0);
+    expect(receiver.requestsTo("/private")).toHaveLength(0);
+  });
+});

@@ -85,7 +85,10 @@ export async function makeDeliveryAttempt(
   if (manual) await cancelSupersededSchedule(deps, message);
 
   const attempt = await send(deps, delivery, message.attempt);
-  const verdict = judgeAttempt(delivery, attempt.attempt, attempt.retryAfter, deps.random);
+  // A target the policy refuses, or a signing app that is gone, stays so: retrying cannot help.
+  const verdict: AttemptVerdict = attempt.permanentFailure
+    ? { status: "failed", reason: attempt.permanentFailure }
+    : judgeAttempt(delivery, attempt.attempt, attempt.retryAfter, deps.random);
   try {
     await deps.deliveries.recordAttempt(delivery, attempt.attempt, verdict, deps.now());
   } catch (error) {
@@ -108,20 +111,35 @@ export async function makeDeliveryAttempt(
   };
 }
 
-async function send(deps: DeliveryAttemptsDeps, delivery: Delivery, number: number) {
+interface SentAttempt {
+  readonly attempt: Attempt;
+  readonly retryAfter?: string;
+  /** Set when the attempt failed in a way no retry can change. */
+  readonly permanentFailure?: string;
+}
+
+async function send(
+  deps: DeliveryAttemptsDeps,
+  delivery: Delivery,
+  number: number,
+): Promise<SentAttempt> {
   const auth = delivery.authentication;
   const app = auth?.type === "signature" ? await deps.apps.get(auth.appId) : undefined;
   const sentAt = deps.now();
   const scheduledAt = delivery.nextAttemptAt ?? sentAt;
   if (auth?.type === "signature" && !app) {
+    const error = `signing app ${auth.appId} not found`;
     return {
-      attempt: failedBeforeSending(
+      attempt: {
         number,
         scheduledAt,
         sentAt,
-        `signing app ${auth.appId} not found`,
-      ),
-      retryAfter: undefined,
+        statusCode: null,
+        error,
+        durationMs: 0,
+        responseBody: null,
+      },
+      permanentFailure: error,
     };
   }
   const request = buildAttemptRequest({
@@ -154,24 +172,12 @@ async function send(deps: DeliveryAttemptsDeps, delivery: Delivery, number: numb
         durationMs: result.durationMs,
         responseBody: null,
       };
-  return { attempt, retryAfter: result.ok ? result.response.headers["retry-after"] : undefined };
-}
-
-function failedBeforeSending(
-  number: number,
-  scheduledAt: number,
-  sentAt: number,
-  error: string,
-): Attempt {
-  return {
-    number,
-    scheduledAt,
-    sentAt,
-    statusCode: null,
-    error,
-    durationMs: 0,
-    responseBody: null,
-  };
+  if (!result.ok) {
+    return result.errorKind === "refused"
+      ? { attempt, permanentFailure: result.error }
+      : { attempt };
+  }
+  return { attempt, retryAfter: result.response.headers["retry-after"] };
 }
 
 /**
