@@ -9,7 +9,7 @@ import { RecordsTable } from "#adapters/records-table";
 import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { extraCaCertificates, queueUrl, runtimeSettings, tableNames } from "#shared/config";
-import { logger, metricNames, metrics, publishMetrics } from "#shared/observability";
+import { logger, publishMetrics } from "#shared/observability";
 import { errorReply, replyForError, toResult } from "./http.ts";
 import { type ApiDeps, operations } from "./routes.ts";
 
@@ -48,9 +48,6 @@ export async function handler(
   if (!operation) return toResult(errorReply(404, "not_found", `no route ${route}`));
   try {
     const reply = await operation(deps, event);
-    if (route === "POST /workflows/{workflowId}/enrollments") {
-      metrics.addMetric(metricNames.enrollmentStarted, "Count", 1);
-    }
     log.info("request handled", { statusCode: reply.statusCode });
     return toResult(reply);
   } catch (error) {

@@ -14,6 +14,7 @@ import {
   type WorkflowsDeps,
 } from "#app/workflows";
 import { parseId, parseObjectType, parseRequestBody } from "#domain/requests";
+import { metricNames, metrics } from "#shared/observability";
 import { jsonBody, type Reply } from "./http.ts";
 
 export type ApiDeps = AppsDeps &
@@ -69,8 +70,11 @@ export const operations: Readonly<Record<string, Operation>> = {
     await deleteWorkflow(deps, param(event, "workflowId"));
     return { statusCode: 204 };
   },
-  "POST /workflows/{workflowId}/enrollments": async (deps, event) =>
-    ok(await enroll(deps, param(event, "workflowId"), body("enroll", event)), 202),
+  "POST /workflows/{workflowId}/enrollments": async (deps, event) => {
+    const enrolled = await enroll(deps, param(event, "workflowId"), body("enroll", event));
+    metrics.addMetric(metricNames.enrollmentStarted, "Count", 1);
+    return ok(enrolled, 202);
+  },
   "POST /workflows/{workflowId}/actions/{actionId}/test": async (deps, event) =>
     ok(
       await testWebhookAction(

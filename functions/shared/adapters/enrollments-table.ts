@@ -5,7 +5,12 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
-import type { ActionStatus, Enrollment, EnrollmentStatus } from "#domain/enrollment";
+import {
+  type ActionStatus,
+  type Enrollment,
+  type EnrollmentStatus,
+  statusAfter,
+} from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
 
 const SK = "ENROLLMENT";
@@ -93,18 +98,14 @@ export class EnrollmentsTable {
     index: number,
     change: { now: number; deliveryId?: string },
   ): Promise<void> {
-    const setDelivery = change.deliveryId ? ", actions[$i].deliveryId = :deliveryId" : "";
+    const action = `actions[${index}]`;
     await conditionally(`action ${index} of ${enrollment.enrollmentId} already started`, () =>
       this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: enrollment.enrollmentId, sk: SK },
-          UpdateExpression:
-            `SET actions[$i].#status = :running, actions[$i].startedAt = :now, #status = :waiting, updatedAt = :now${setDelivery}`.replaceAll(
-              "$i",
-              String(index),
-            ),
-          ConditionExpression: `currentIndex = :index AND actions[${index}].#status = :pending`,
+          UpdateExpression: `SET ${action}.#status = :running, ${action}.startedAt = :now, #status = :waiting, updatedAt = :now${setDeliveryId(action, change.deliveryId)}`,
+          ConditionExpression: `currentIndex = :index AND ${action}.#status = :pending`,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
             ":running": "running",
@@ -132,17 +133,13 @@ export class EnrollmentsTable {
       deliveryId?: string;
     },
   ): Promise<EnrollmentStatus> {
-    const next: EnrollmentStatus = index + 1 >= enrollment.actions.length ? "completed" : "active";
-    const setDelivery = change.deliveryId ? ", actions[$i].deliveryId = :deliveryId" : "";
+    const next = statusAfter(enrollment, index);
+    const action = `actions[${index}]`;
     const update = {
       TableName: this.tableName,
       Key: { pk: enrollment.enrollmentId, sk: SK },
-      UpdateExpression:
-        `SET actions[$i].#status = :done, actions[$i].finishedAt = :now, currentIndex = :next, #status = :enrollmentStatus, updatedAt = :now${setDelivery}`.replaceAll(
-          "$i",
-          String(index),
-        ),
-      ConditionExpression: `currentIndex = :index AND actions[${index}].#status IN (:pending, :running)`,
+      UpdateExpression: `SET ${action}.#status = :done, ${action}.finishedAt = :now, currentIndex = :next, #status = :enrollmentStatus, updatedAt = :now${setDeliveryId(action, change.deliveryId)}`,
+      ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running)`,
       ExpressionAttributeNames: { "#status": "status" },
       ExpressionAttributeValues: {
         ":done": change.status,
@@ -176,6 +173,11 @@ export class EnrollmentsTable {
     );
     return next;
   }
+}
+
+/** The clause that records an action's delivery id, when it has one. */
+function setDeliveryId(action: string, deliveryId: string | undefined): string {
+  return deliveryId ? `, ${action}.deliveryId = :deliveryId` : "";
 }
 
 function lockKey(enrollment: Pick<Enrollment, "workflowId" | "objectType" | "objectId">): string {
