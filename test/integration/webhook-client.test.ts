@@ -809,7 +809,7 @@ describe("webhook client refuses non-public targets without dialling", () => {
     [
       "https://user:pw@receiver.test/",
       [],
-      "refused: url: must not contain user:password credentials",
+      "refused: url: must not contain a user name or password",
     ],
   ];
 

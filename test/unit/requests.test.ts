@@ -11,6 +11,7 @@ import {
   type Workflow,
   type WorkflowDefinition,
 } from "#domain/requests";
+import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
 import type { RequestBodyName } from "#infra/definitions";
 
 function validationErrorOf(act: () => unknown): ValidationError {
@@ -76,7 +77,7 @@ const rejections: RejectionCase[] = [
     name: "workflow",
     input: webhookWith({ url: "https:///hooks" }),
     field: "actions[0].url",
-    message: /^must be an absolute https:\/\/ URL$/,
+    message: /^a host is required$/,
   },
   {
     rule: "a missing url",
@@ -105,6 +106,27 @@ const rejections: RejectionCase[] = [
     input: webhookWith({ url: `https://crm.example.com/${"a".repeat(2048)}` }),
     field: "actions[0].url",
     message: /^must be at most 2048 characters$/,
+  },
+  {
+    rule: "a URL with a port of 0",
+    name: "workflow",
+    input: webhookWith({ url: "https://crm.example.com:0/hook" }),
+    field: "actions[0].url",
+    message: /^must use a port between 1 and 65535$/,
+  },
+  {
+    rule: "a URL with a no-break space",
+    name: "workflow",
+    input: webhookWith({ url: "https://crm.example.com/a\u00a0b" }),
+    field: "actions[0].url",
+    message: /^must not contain spaces or control characters$/,
+  },
+  {
+    rule: "a url that is not a string",
+    name: "workflow",
+    input: webhookWith({ url: 42 }),
+    field: "actions[0].url",
+    message: /^must be a string$/,
   },
   {
     rule: "a method other than POST or GET",
@@ -416,6 +438,31 @@ describe("parseRequestBody rejects", () => {
   });
 });
 
+describe("webhook target URLs", () => {
+  it.each([
+    "http://crm.example.com/",
+    "https://",
+    "https://:443/",
+    "https://\\\\crm.example.com/",
+    "https://@crm.example.com/",
+    "https://user@crm.example.com/",
+    "https://crm.example.com/\u0001",
+    "https://crm.example.com/\u3000",
+    "https://crm.example.com:99999/",
+    `https://crm.example.com/${"a".repeat(MAX_TARGET_URL_LENGTH)}`,
+  ])("refuses %j with the URL policy's own words", (url) => {
+    // Prepare
+    const input = webhookWith({ url });
+
+    // Act
+    const error = validationErrorOf(() => parseRequestBody("workflow", input));
+
+    // Assess
+    expect(error.field).toBe("actions[0].url");
+    expect(error.rule).toBe(targetUrlProblem(url));
+  });
+});
+
 describe("parseRequestBody accepts", () => {
   it("a minimal webhook action and applies the defaults", () => {
     // Prepare
@@ -689,6 +736,20 @@ describe("JSON Schema generation", () => {
 
     // Assess
     expect(json).toMatchObject({ type: "object", additionalProperties: false });
+  });
+
+  it("bounds a target URL by the URL policy's length, with no rule of its own", () => {
+    // Prepare
+    const schema = requestBodies.workflow;
+
+    // Act
+    const json = z.toJSONSchema(schema, { io: "input", target: "draft-4" }) as JsonSchemaNode;
+
+    // Assess
+    expect(findWebhookSchema(json).properties?.url).toEqual({
+      type: "string",
+      maxLength: MAX_TARGET_URL_LENGTH,
+    });
   });
 
   it("bounds the number of properties", () => {

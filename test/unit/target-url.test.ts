@@ -6,6 +6,7 @@ import {
   isIpLiteral,
   MAX_TARGET_URL_LENGTH,
   parseTargetUrl,
+  targetUrlProblem,
   unbracket,
 } from "#domain/target-url";
 
@@ -243,9 +244,11 @@ describe("parseTargetUrl", () => {
   ])("accepts %s", (raw, href) => {
     // Act
     const url = parseTargetUrl(raw);
+    const problem = targetUrlProblem(raw);
 
     // Assess
     expect(url.href).toBe(href);
+    expect(problem).toBeUndefined();
   });
 
   it("keeps query parameters in their order, repeats included", () => {
@@ -287,21 +290,25 @@ describe("parseTargetUrl", () => {
     ["https:///hooks", "a host is required"],
     ["https://\\\\crm.example.com/", "a host is required"],
     ["https://:443/", "a host is required"],
-    ["https://user:pw@crm.example.com/", "must not contain user:password credentials"],
-    ["https://user@crm.example.com/", "must not contain user:password credentials"],
+    ["https://user:pw@crm.example.com/", "must not contain a user name or password"],
+    ["https://user@crm.example.com/", "must not contain a user name or password"],
     ["https://crm.example.com/a b", "must not contain spaces or control characters"],
     ["https://crm.example.com/\n", "must not contain spaces or control characters"],
     ["https://crm.example.com/\ta", "must not contain spaces or control characters"],
+    ["https://crm.example.com/a\u00a0b", "must not contain spaces or control characters"],
+    ["https://crm.example.com/\u007f", "must not contain spaces or control characters"],
     ["https://crm.example.com:0/", "must use a port between 1 and 65535"],
     ["https://crm.example.com/#section", "must not contain a #fragment"],
     [`https://crm.example.com/${"a".repeat(2048)}`, "must be at most 2048 characters"],
   ])("refuses %j: %s", (raw, rule) => {
     // Act
     const parse = () => parseTargetUrl(raw, "actions[0].url");
+    const problem = targetUrlProblem(raw);
 
     // Assess
     expect(parse).toThrow(ValidationError);
     expect(parse).toThrow(`actions[0].url: ${rule}`);
+    expect(problem).toBe(rule);
   });
 
   it("names the field it was given", () => {

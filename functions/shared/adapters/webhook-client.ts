@@ -12,13 +12,7 @@ import tls, { type SecureContext } from "node:tls";
 import { Agent, buildConnector, type Dispatcher } from "undici";
 import { ValidationError } from "#domain/errors";
 import { classifyAddress, isIpLiteral, parseTargetUrl, unbracket } from "#domain/target-url";
-
-export interface WebhookRequest {
-  readonly method: "GET" | "POST";
-  readonly url: string;
-  readonly headers: Readonly<Record<string, string>>;
-  readonly body?: string;
-}
+import type { OutgoingRequest } from "#domain/webhook-request";
 
 export interface WebhookResponse {
   readonly statusCode: number;
@@ -62,7 +56,7 @@ export interface WebhookClientOptions {
 }
 
 export interface WebhookClient {
-  send(request: WebhookRequest): Promise<WebhookResult>;
+  send(request: OutgoingRequest): Promise<WebhookResult>;
   /** Closes the pooled connections; waits for requests in flight. */
   close(): Promise<void>;
 }
@@ -142,7 +136,11 @@ interface SendSettings {
   readonly settings: ConnectorSettings;
 }
 
-function send(agent: Agent, request: WebhookRequest, limits: SendSettings): Promise<WebhookResult> {
+function send(
+  agent: Agent,
+  request: OutgoingRequest,
+  limits: SendSettings,
+): Promise<WebhookResult> {
   const started = performance.now();
   const elapsed = () => Math.round(performance.now() - started);
   const fail = (kind: WebhookErrorKind, error: string): WebhookResult => ({
@@ -260,7 +258,7 @@ function send(agent: Agent, request: WebhookRequest, limits: SendSettings): Prom
 
 /** Checks that need no network: the URL policy, the method, and IP-literal targets. */
 function invalidRequest(
-  request: WebhookRequest,
+  request: OutgoingRequest,
   allowPrivateTargets: boolean,
 ): DeliveryFailureError | undefined {
   let url: URL;

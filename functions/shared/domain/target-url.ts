@@ -1,11 +1,16 @@
 /**
  * The URL policy for webhook targets: what a target URL may look like, and which IP addresses a
  * delivery may connect to. Pure: resolving names and dialling addresses belong to the delivery
- * client, which asks this module about every address before it connects.
+ * client, which asks this module about every address before it connects. The API's request schema
+ * reports this module's verdict on a URL rather than keeping rules of its own.
  */
 import { ValidationError } from "#domain/errors";
 
+/** Longest target URL accepted: far beyond real webhook URLs, small enough to store and log. */
 export const MAX_TARGET_URL_LENGTH = 2048;
+
+const ABSOLUTE_HTTPS_RULE = "must be an absolute https:// URL";
+const HOST_RULE = "a host is required";
 
 /** Either publicly routable, or not, with the name and CIDR of the range that makes it so. */
 export type AddressClass =
@@ -14,46 +19,51 @@ export type AddressClass =
 
 /** Parses a webhook target URL: an absolute `https://` URL without credentials or fragment. */
 export function parseTargetUrl(raw: string, field = "url"): URL {
+  const verdict = judgeTargetUrl(raw);
+  if ("problem" in verdict) throw new ValidationError(field, verdict.problem);
+  return verdict.url;
+}
+
+/** The rule a target URL breaks, in the words a 400 shows after the field name, or undefined. */
+export function targetUrlProblem(raw: string): string | undefined {
+  const verdict = judgeTargetUrl(raw);
+  return "problem" in verdict ? verdict.problem : undefined;
+}
+
+function judgeTargetUrl(raw: string): { readonly url: URL } | { readonly problem: string } {
   if (typeof raw !== "string" || !/^https:\/\//i.test(raw)) {
-    throw new ValidationError(field, "must be an absolute https:// URL");
+    return { problem: ABSOLUTE_HTTPS_RULE };
   }
   if (raw.length > MAX_TARGET_URL_LENGTH) {
-    throw new ValidationError(field, `must be at most ${MAX_TARGET_URL_LENGTH} characters`);
+    return { problem: `must be at most ${MAX_TARGET_URL_LENGTH} characters` };
   }
   // The URL parser silently drops tabs and newlines and trims spaces, so the URL it returns would
-  // differ from the one the user wrote (and signed).
+  // differ from the one the user wrote (and signed); other whitespace, such as a no-break space
+  // pasted along with a URL, is just as invisible to the user.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what we look for
-  if (/[\u0000-\u0020\u007f]/.test(raw)) {
-    throw new ValidationError(field, "must not contain spaces or control characters");
+  if (/[\s\u0000-\u001f\u007f]/.test(raw)) {
+    return { problem: "must not contain spaces or control characters" };
   }
   // `https:///x` and `https://\\x` name no host in RFC 3986; the WHATWG parser would guess one.
   const authority = /^https:\/\/([^/?#\\]*)/i.exec(raw)?.[1] ?? "";
   if (authority === "" || authority.endsWith("@") || authority.startsWith(":")) {
-    throw new ValidationError(field, "a host is required");
+    return { problem: HOST_RULE };
   }
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw new ValidationError(field, "must be an absolute https:// URL");
+    return { problem: ABSOLUTE_HTTPS_RULE };
   }
-  if (url.protocol !== "https:") {
-    throw new ValidationError(field, "must be an absolute https:// URL");
-  }
-  if (url.hostname === "") {
-    throw new ValidationError(field, "a host is required");
-  }
+  if (url.protocol !== "https:") return { problem: ABSOLUTE_HTTPS_RULE };
+  if (url.hostname === "") return { problem: HOST_RULE };
   if (url.username !== "" || url.password !== "" || authority.includes("@")) {
-    throw new ValidationError(field, "must not contain user:password credentials");
+    return { problem: "must not contain a user name or password" };
   }
-  if (url.port === "0") {
-    throw new ValidationError(field, "must use a port between 1 and 65535");
-  }
+  if (url.port === "0") return { problem: "must use a port between 1 and 65535" };
   // A fragment is never sent, yet it would be part of the signed URI: receivers could not verify.
-  if (raw.includes("#")) {
-    throw new ValidationError(field, "must not contain a #fragment");
-  }
-  return url;
+  if (raw.includes("#")) return { problem: "must not contain a #fragment" };
+  return { url };
 }
 
 /** True when the host (as in `URL.hostname`, IPv6 in brackets or not) is an IP address. */
