@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import net, { type AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it, type MockInstance, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   createWebhookClient,
   type WebhookClient,
@@ -9,13 +9,15 @@ import {
   type WebhookResult,
 } from "#adapters/webhook-client";
 import { makeTestCertificate, type TestCertificate } from "#test/https-receiver";
+import { allowLoopbackOnly, type LoopbackGuard } from "#test/loopback-only";
 
 /**
  * Every test here talks to HTTPS receivers on 127.0.0.1 and ::1 only. Two guards make any other
  * destination impossible even if the client had a bug: every resolver is a fake that knows a few
- * test names, and every TCP connect in this process is refused unless it goes to loopback.
+ * test names, and every TCP connect in this process is refused unless it goes to loopback. Where
+ * a connection went is seen from the receivers' side: the address each accepted connection came in
+ * on is the address the client dialled.
  */
-const LOOPBACK = new Set(["127.0.0.1", "::1"]);
 const RECEIVER = "receiver.test";
 const LARGE_BODY_BYTES = 50 * 1024 * 1024;
 
@@ -46,7 +48,8 @@ let lastSeen: Seen | undefined;
 let lastStream: Streamed | undefined;
 const hanging = new Set<ServerResponse>();
 const clients: WebhookClient[] = [];
-let socketConnect: MockInstance;
+const accepted = new Map<net.Server, string[]>();
+let loopbackOnly: LoopbackGuard;
 
 function listen<T extends net.Server>(server: T, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -154,14 +157,17 @@ function fakeResolver(names: Record<string, readonly string[]>) {
   return { resolve, calls };
 }
 
-/** Records each address the client is about to dial, and refuses anything but loopback. */
-function loopbackGuard() {
-  const dialled: string[] = [];
-  const beforeConnect = vi.fn((address: string, _port: number) => {
-    dialled.push(address);
-    if (!LOOPBACK.has(address)) throw new Error(`test guard: ${address} is not loopback`);
-  });
-  return { beforeConnect, dialled };
+/** Notes the local address of every TCP connection the server accepts: the one dialled. */
+function recordAccepted<T extends net.Server>(server: T): T {
+  const seen: string[] = [];
+  accepted.set(server, seen);
+  server.on("connection", (socket: net.Socket) => seen.push(socket.localAddress ?? "?"));
+  return server;
+}
+
+/** The addresses the server's accepted connections were dialled at, oldest first. */
+function acceptedBy(server: net.Server): readonly string[] {
+  return [...(accepted.get(server) ?? [])];
 }
 
 function client(options: Partial<WebhookClientOptions> = {}): WebhookClient {
@@ -169,7 +175,6 @@ function client(options: Partial<WebhookClientOptions> = {}): WebhookClient {
     allowPrivateTargets: true,
     resolve: fakeResolver({ [RECEIVER]: ["127.0.0.1"] }).resolve,
     ca: trusted.cert,
-    beforeConnect: loopbackGuard().beforeConnect,
     ...options,
   });
   clients.push(created);
@@ -191,21 +196,7 @@ function success(result: WebhookResult) {
 }
 
 beforeAll(async () => {
-  const originalConnect = net.Socket.prototype.connect;
-  socketConnect = vi.spyOn(net.Socket.prototype, "connect").mockImplementation(function (
-    this: net.Socket,
-    ...args: unknown[]
-  ) {
-    const first = Array.isArray(args[0]) ? args[0][0] : args[0];
-    const host =
-      typeof first === "object" && first !== null
-        ? (first as { host?: string }).host
-        : (args[1] as string | undefined);
-    if (host === undefined || !LOOPBACK.has(host)) {
-      throw new Error(`test guard: refusing to connect to ${String(host)}`);
-    }
-    return (originalConnect as (...a: unknown[]) => net.Socket).apply(this, args);
-  });
+  loopbackOnly = allowLoopbackOnly();
 
   trusted = makeTestCertificate({
     name: RECEIVER,
@@ -217,11 +208,11 @@ beforeAll(async () => {
     subjectAltName: `DNS:${RECEIVER},IP:127.0.0.1`,
   });
 
-  receiver = createHttpsServer(trusted, handle);
+  receiver = recordAccepted(createHttpsServer(trusted, handle));
   receiver.on("secureConnection", () => {
     connections += 1;
   });
-  receiverV6 = createHttpsServer(trusted, handle);
+  receiverV6 = recordAccepted(createHttpsServer(trusted, handle));
   untrustedReceiver = createHttpsServer(untrusted, handle);
   wrongNameReceiver = createHttpsServer(otherName, handle);
   // Reads and drops whatever arrives, so it notices when the client hangs up, and never answers.
@@ -247,7 +238,7 @@ afterAll(async () => {
       .filter((server) => server !== undefined)
       .map(close),
   );
-  socketConnect?.mockRestore();
+  loopbackOnly?.restore();
   for (const certificate of [trusted, otherName, untrusted]) certificate?.remove();
 });
 
@@ -327,8 +318,9 @@ describe("webhook client against a real HTTPS receiver", () => {
 
   it("refuses a GET that carries a body, without sending", async () => {
     // Prepare
-    const guard = loopbackGuard();
-    const webhooks = client({ beforeConnect: guard.beforeConnect });
+    const webhooks = client();
+    const connectsBefore = loopbackOnly.count();
+    const acceptedBefore = acceptedBy(receiver);
 
     // Act
     const result = failure(
@@ -338,7 +330,8 @@ describe("webhook client against a real HTTPS receiver", () => {
     // Assess
     expect(result.errorKind).toBe("other");
     expect(result.error).toBe("a GET request carries no body");
-    expect(guard.dialled).toEqual([]);
+    expect(acceptedBy(receiver)).toEqual(acceptedBefore);
+    expect(loopbackOnly.count()).toBe(connectsBefore);
   });
 
   it("lower-cases response header names and joins repeats", async () => {
@@ -408,8 +401,9 @@ describe("webhook client against a real HTTPS receiver", () => {
       answers += 1;
       return [{ address: answers === 1 ? "127.0.0.1" : "10.0.0.1", family: 4 as const }];
     });
-    const guard = loopbackGuard();
-    const webhooks = client({ resolve, beforeConnect: guard.beforeConnect });
+    const webhooks = client({ resolve });
+    const acceptedBefore = acceptedBy(receiver).length;
+    const connectsBefore = loopbackOnly.count();
 
     // Act
     const first = await webhooks.send({ method: "GET", url: receiverUrl("/ok"), headers: {} });
@@ -419,16 +413,14 @@ describe("webhook client against a real HTTPS receiver", () => {
     expect(success(first).response.statusCode).toBe(200);
     expect(success(second).response.statusCode).toBe(200);
     expect(resolve).toHaveBeenCalledTimes(1);
-    expect(guard.dialled).toEqual(["127.0.0.1"]);
+    expect(acceptedBy(receiver).slice(acceptedBefore)).toEqual(["127.0.0.1"]);
+    expect(loopbackOnly.hostsSince(connectsBefore)).toEqual(["127.0.0.1"]);
   });
 
   it("connects over IPv6 to ::1", async () => {
     // Prepare
-    const guard = loopbackGuard();
-    const webhooks = client({
-      resolve: fakeResolver({ [RECEIVER]: ["::1"] }).resolve,
-      beforeConnect: guard.beforeConnect,
-    });
+    const webhooks = client({ resolve: fakeResolver({ [RECEIVER]: ["::1"] }).resolve });
+    const acceptedBefore = acceptedBy(receiverV6).length;
 
     // Act
     const byName = await webhooks.send({
@@ -445,7 +437,7 @@ describe("webhook client against a real HTTPS receiver", () => {
     // Assess
     expect(success(byName).response.body).toBe("hello from the receiver");
     expect(success(byLiteral).response.statusCode).toBe(200);
-    expect(guard.dialled).toEqual(["::1", "::1"]);
+    expect(acceptedBy(receiverV6).slice(acceptedBefore)).toEqual(["::1", "::1"]);
   });
 
   it("verifies an IP-literal target against the certificate's IP address", async () => {
@@ -559,12 +551,9 @@ describe("webhook client bounds what a receiver can make it read or wait for", (
 
   it("counts a resolver that never answers against the connect timeout", async () => {
     // Prepare
-    const guard = loopbackGuard();
-    const webhooks = client({
-      connectTimeoutMs: 200,
-      resolve: () => new Promise(() => {}),
-      beforeConnect: guard.beforeConnect,
-    });
+    const webhooks = client({ connectTimeoutMs: 200, resolve: () => new Promise(() => {}) });
+    const connectsBefore = loopbackOnly.count();
+    const acceptedBefore = acceptedBy(receiver);
 
     // Act
     const result = failure(
@@ -574,7 +563,8 @@ describe("webhook client bounds what a receiver can make it read or wait for", (
     // Assess
     expect(result.errorKind).toBe("timeout");
     expect(result.error).toBe("connect timeout after 200 ms");
-    expect(guard.dialled).toEqual([]);
+    expect(acceptedBy(receiver)).toEqual(acceptedBefore);
+    expect(loopbackOnly.count()).toBe(connectsBefore);
   });
 
   it("reports a connection the receiver resets", async () => {
@@ -612,19 +602,23 @@ describe("webhook client bounds what a receiver can make it read or wait for", (
   it("tries the next resolved address when one refuses the connection", async () => {
     // Prepare
     const port = (receiver.address() as AddressInfo).port;
-    const guard = loopbackGuard();
     const webhooks = client({
       resolve: fakeResolver({ [RECEIVER]: ["::1", "127.0.0.1"] }).resolve,
-      beforeConnect: guard.beforeConnect,
     });
     const v6Port = (receiverV6.address() as AddressInfo).port;
+    const connectsBefore = loopbackOnly.count();
+    const acceptedBefore = acceptedBy(receiver).length;
 
     // Act
     const result = await webhooks.send({ method: "GET", url: receiverUrl("/ok"), headers: {} });
 
     // Assess: ::1 has nothing on the IPv4 receiver's port, unless the ports happen to match
     expect(success(result).response.statusCode).toBe(200);
-    expect(guard.dialled).toEqual(port === v6Port ? ["::1"] : ["::1", "127.0.0.1"]);
+    const portsMatch = port === v6Port;
+    expect(loopbackOnly.hostsSince(connectsBefore)).toEqual(
+      portsMatch ? ["::1"] : ["::1", "127.0.0.1"],
+    );
+    expect(acceptedBy(receiver).slice(acceptedBefore)).toEqual(portsMatch ? [] : ["127.0.0.1"]);
   });
 
   it("reports a DNS failure", async () => {
@@ -817,13 +811,8 @@ describe("webhook client refuses non-public targets without dialling", () => {
     // Prepare
     const host = new URL(url).hostname;
     const resolver = fakeResolver({ [host]: addresses });
-    const guard = loopbackGuard();
-    const webhooks = client({
-      allowPrivateTargets: false,
-      resolve: resolver.resolve,
-      beforeConnect: guard.beforeConnect,
-    });
-    const connectsBefore = socketConnect.mock.calls.length;
+    const webhooks = client({ allowPrivateTargets: false, resolve: resolver.resolve });
+    const connectsBefore = loopbackOnly.count();
 
     // Act
     const result = failure(await webhooks.send({ method: "POST", url, headers: {}, body: "{}" }));
@@ -831,34 +820,44 @@ describe("webhook client refuses non-public targets without dialling", () => {
     // Assess
     expect(result.errorKind).toBe("refused");
     expect(result.error).toBe(refusal);
-    expect(guard.beforeConnect).not.toHaveBeenCalled();
-    expect(socketConnect.mock.calls.length).toBe(connectsBefore);
+    expect(loopbackOnly.count()).toBe(connectsBefore);
   });
 
-  it("refuses whatever the seam refuses, before any socket exists", async () => {
-    // Prepare
-    const webhooks = client({
-      beforeConnect: () => {
-        throw new Error("not on the allow list");
-      },
-    });
-    const connectsBefore = socketConnect.mock.calls.length;
+  it.each([
+    [
+      "a name that resolves to it",
+      () => receiverUrl("/ok"),
+      "refused: receiver.test resolves to 127.0.0.1, which is loopback (127.0.0.0/8)",
+    ],
+    [
+      "its address",
+      () => `https://127.0.0.1:${(receiver.address() as AddressInfo).port}/ok`,
+      "refused: 127.0.0.1 is loopback (127.0.0.0/8)",
+    ],
+  ])("never reaches a receiver listening on loopback through %s", async (_via, url, refusal) => {
+    // Prepare: the same receiver answers a client that allows private targets
+    const strict = client({ allowPrivateTargets: false });
+    const lenient = client({ allowPrivateTargets: true });
+    const acceptedBefore = acceptedBy(receiver).length;
 
     // Act
-    const result = failure(
-      await webhooks.send({ method: "GET", url: receiverUrl("/ok"), headers: {} }),
-    );
+    const refused = failure(await strict.send({ method: "GET", url: url(), headers: {} }));
+    const acceptedAfterRefusal = acceptedBy(receiver).length;
+    const answered = success(await lenient.send({ method: "GET", url: url(), headers: {} }));
 
     // Assess
-    expect(result.errorKind).toBe("refused");
-    expect(result.error).toBe("refused: not on the allow list");
-    expect(socketConnect.mock.calls.length).toBe(connectsBefore);
+    expect(refused.errorKind).toBe("refused");
+    expect(refused.error).toBe(refusal);
+    expect(acceptedAfterRefusal).toBe(acceptedBefore);
+    expect(answered.response.statusCode).toBe(200);
+    expect(acceptedBy(receiver).slice(acceptedBefore)).toEqual(["127.0.0.1"]);
   });
 
   it("refuses a Host header that would point the request elsewhere", async () => {
     // Prepare
-    const guard = loopbackGuard();
-    const webhooks = client({ beforeConnect: guard.beforeConnect });
+    const webhooks = client();
+    const connectsBefore = loopbackOnly.count();
+    const acceptedBefore = acceptedBy(receiver);
 
     // Act
     const result = failure(
@@ -871,7 +870,8 @@ describe("webhook client refuses non-public targets without dialling", () => {
 
     // Assess
     expect(result.errorKind).toBe("other");
-    expect(guard.dialled).toEqual([]);
+    expect(acceptedBy(receiver)).toEqual(acceptedBefore);
+    expect(loopbackOnly.count()).toBe(connectsBefore);
   });
 });
 
