@@ -9,7 +9,7 @@ import { Monitoring } from "#infra/constructs/monitoring";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { StateTables } from "#infra/constructs/state-tables";
 import { LOG_LEVELS, type LogLevel, TeamFunction } from "#infra/constructs/team-function";
-import { apiRoutes, queues } from "#infra/definitions";
+import { apiRoutes, queues } from "#shared/contract";
 
 /** Everything a deployment may choose, read from CDK context (cdk.json or `-c key=value`). */
 export interface StackSettings {

@@ -9,6 +9,7 @@ import { RecordsTable } from "#adapters/records-table";
 import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { extraCaCertificates, queueUrl, runtimeSettings, tableNames } from "#shared/config";
+import { isRouteKey } from "#shared/contract";
 import { logger, publishMetrics } from "#shared/observability";
 import { errorReply, replyForError, toResult } from "./http.ts";
 import { type ApiDeps, operations } from "./routes.ts";
@@ -44,10 +45,9 @@ export async function handler(
   const log = logger.createChild({
     persistentKeys: { route, requestId: event.requestContext?.requestId },
   });
-  const operation = operations[route];
-  if (!operation) return toResult(errorReply(404, "not_found", `no route ${route}`));
+  if (!isRouteKey(route)) return toResult(errorReply(404, "not_found", `no route ${route}`));
   try {
-    const reply = await operation(deps, event);
+    const reply = await operations[route](deps, event);
     log.info("request handled", { statusCode: reply.statusCode });
     return toResult(reply);
   } catch (error) {

@@ -6,7 +6,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from "#domain/errors";
-import { MAX_REQUEST_BODY_BYTES } from "#infra/definitions";
+import { MAX_REQUEST_BODY_BYTES } from "#shared/contract";
 
 /** A handled request's outcome before it becomes an API Gateway result. */
 export interface Reply {

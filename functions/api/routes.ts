@@ -14,6 +14,7 @@ import {
   type WorkflowsDeps,
 } from "#app/workflows";
 import { parseId, parseObjectType, parseRequestBody } from "#domain/requests";
+import type { RouteKey } from "#shared/contract";
 import { metricNames, metrics } from "#shared/observability";
 import { jsonBody, type Reply } from "./http.ts";
 
@@ -35,8 +36,11 @@ const body = <N extends Parameters<typeof parseRequestBody>[0]>(
 ) => parseRequestBody(name, jsonBody(event));
 const ok = (payload: unknown, statusCode = 200): Reply => ({ statusCode, body: payload });
 
-/** Every route of SPEC section 2, keyed by method and API Gateway resource path. */
-export const operations: Readonly<Record<string, Operation>> = {
+/**
+ * The operation of every route of `apiRoutes`, keyed by method and API Gateway resource path; a
+ * route without an operation, or an operation without a route, does not compile.
+ */
+export const operations: { readonly [K in RouteKey]: Operation } = {
   "GET /health": async () => ok({ ok: true }),
   "POST /apps": async (deps, event) => ok(await registerApp(deps, body("createApp", event)), 201),
   "GET /apps/{appId}": async (deps, event) => ok(await readApp(deps, param(event, "appId"))),

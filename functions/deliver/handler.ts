@@ -13,7 +13,6 @@ import {
   RetryScheduleError,
 } from "#app/delivery-attempts";
 import { parseDeliveryAttemptMessage } from "#domain/messages";
-import { queues } from "#infra/definitions";
 import {
   extraCaCertificates,
   queueUrl,
@@ -21,6 +20,7 @@ import {
   runtimeSettings,
   tableNames,
 } from "#shared/config";
+import { queues } from "#shared/contract";
 import { logger, metricNames, metrics } from "#shared/observability";
 import { sqsConsumer } from "#shared/sqs-consumer";
 

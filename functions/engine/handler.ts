@@ -6,8 +6,8 @@ import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
 import { RecordsTable } from "#adapters/records-table";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { parseWorkflowStepMessage } from "#domain/messages";
-import { queues } from "#infra/definitions";
 import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
+import { queues } from "#shared/contract";
 import { logger, metricNames, metrics } from "#shared/observability";
 import { sqsConsumer } from "#shared/sqs-consumer";
 

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { type QueueKey, queues, retryScheduler, type TableKey, tables } from "#infra/definitions";
+import { type QueueKey, queues, retryScheduler, type TableKey, tables } from "#shared/contract";
 
 /** Thrown at start-up when the environment is missing or malformed: fail loudly, early. */
 export class ConfigurationError extends Error {

@@ -1,7 +1,7 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";
 import { Tracer } from "@aws-lambda-powertools/tracer";
-import { metrics as metricDefinitions } from "#infra/definitions";
+import { metrics as metricDefinitions } from "#shared/contract";
 
 /**
  * The one Logger, Metrics and Tracer of a function. Service name, log level and sampling come

@@ -21,7 +21,7 @@ import { type IFunction, Function as LambdaFunction } from "aws-cdk-lib/aws-lamb
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { z } from "zod";
-import type { ApiRoute, RequestBodyName } from "#infra/definitions";
+import type { ApiRoute, RequestBodyName } from "#shared/contract";
 
 /** How callers prove who they are. IAM (SigV4) unless a deployment chooses otherwise. */
 export type ApiAuthorization =

@@ -9,7 +9,7 @@ import {
   type QueueDefinition,
   VISIBILITY_TIMEOUT_FACTOR,
   visibilityTimeoutSeconds,
-} from "#infra/definitions";
+} from "#shared/contract";
 
 /** Lambda's bounds for `maxConcurrency` of an SQS event source mapping. */
 export const MAX_CONCURRENCY_RANGE = { min: 2, max: 1000 } as const;
@@ -18,7 +18,7 @@ export const MAX_CONCURRENCY_RANGE = { min: 2, max: 1000 } as const;
 const DEAD_LETTER_RETENTION = Duration.days(14);
 
 export interface LaneProps {
-  /** The queue's definition in infra/definitions.ts. */
+  /** The queue's definition in functions/shared/contract.ts. */
   readonly definition: QueueDefinition;
   /** The function that consumes the lane; it must have reserved concurrency. */
   readonly consumer: TeamFunction;

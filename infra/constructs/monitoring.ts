@@ -23,7 +23,7 @@ import type { WorkflowApi } from "#infra/constructs/api";
 import type { Lane } from "#infra/constructs/lanes";
 import type { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import type { TeamFunction } from "#infra/constructs/team-function";
-import { metrics } from "#infra/definitions";
+import { metrics } from "#shared/contract";
 
 const EMAIL = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 

@@ -5,7 +5,7 @@ import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import type { Lane } from "#infra/constructs/lanes";
 import type { TeamFunction } from "#infra/constructs/team-function";
-import { retryScheduler } from "#infra/definitions";
+import { retryScheduler } from "#shared/contract";
 
 const GROUP_NAME = /^[0-9a-zA-Z._-]{1,64}$/;
 

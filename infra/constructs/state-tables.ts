@@ -1,7 +1,7 @@
 import { RemovalPolicy } from "aws-cdk-lib";
 import { AttributeType, BillingMode, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import { Construct } from "constructs";
-import { type TableDefinition, type TableKey, tables } from "#infra/definitions";
+import { type TableDefinition, type TableKey, tables } from "#shared/contract";
 
 export interface StateTableProps {
   readonly definition: TableDefinition;
@@ -40,7 +40,7 @@ export interface StateTablesProps {
   readonly deletionProtection: boolean;
 }
 
-/** Every table of `tables` in infra/definitions.ts, by key. */
+/** Every table of `tables` in functions/shared/contract.ts, by key. */
 export class StateTables extends Construct {
   readonly tables: { readonly [K in TableKey]: StateTable };
 

@@ -8,7 +8,7 @@ import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { Construct, IConstruct } from "constructs";
 import type { Lane } from "#infra/constructs/lanes";
 import type { StateTable } from "#infra/constructs/state-tables";
-import { metrics } from "#infra/definitions";
+import { metrics } from "#shared/contract";
 
 /** Log levels Powertools Logger accepts through `POWERTOOLS_LOG_LEVEL`. */
 export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const;

@@ -7,7 +7,7 @@ import type {
   APIGatewayProxyResult,
   Context,
 } from "aws-lambda";
-import { type ApiRoute, apiRoutes } from "#infra/definitions";
+import { type ApiRoute, apiRoutes } from "#shared/contract";
 import { lambdaContext } from "./lambda-context.ts";
 import type { ErrorReporter } from "./log.ts";
 import { close, httpUrl, listen, localAccountId, loopback } from "./net.ts";

@@ -14,7 +14,7 @@ import {
   type TableKey,
   tables,
   visibilityTimeoutSeconds,
-} from "#infra/definitions";
+} from "#shared/contract";
 
 /** Dead-letter queues keep messages for SQS's maximum, 14 days, to leave time to look at them. */
 const DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600;

@@ -1,6 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { type QueueKey, queues, retryScheduler } from "#infra/definitions";
+import { type QueueKey, queues, retryScheduler } from "#shared/contract";
 import { type ApiHandler, startApiGateway } from "./api-gateway.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { errorReporter } from "./log.ts";

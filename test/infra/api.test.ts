@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { requestBodies } from "#domain/requests";
 import { requestBodySchema, WorkflowApi, type WorkflowApiProps } from "#infra/constructs/api";
-import { type ApiRoute, apiRoutes } from "#infra/definitions";
+import { type ApiRoute, apiRoutes } from "#shared/contract";
 import { synthesize } from "#test/synth";
 
 const AUTHORIZER_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:bearer-tokens";
@@ -137,8 +137,9 @@ describe("request validation", () => {
   it("checks each body against a model generated from the handler's own zod schema", () => {
     // Prepare
     const models = template.findResources("AWS::ApiGateway::Model");
+    const routes: readonly ApiRoute[] = apiRoutes;
 
-    for (const [index, route] of apiRoutes.entries()) {
+    for (const [index, route] of routes.entries()) {
       // Act
       const method = methodOfRoute(index);
       const modelRef = (

@@ -4,7 +4,7 @@ import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import { Lane } from "#infra/constructs/lanes";
 import { TeamFunction } from "#infra/constructs/team-function";
-import { type QueueDefinition, queues, VISIBILITY_TIMEOUT_FACTOR } from "#infra/definitions";
+import { type QueueDefinition, queues, VISIBILITY_TIMEOUT_FACTOR } from "#shared/contract";
 import { scratchStack, synthesize } from "#test/synth";
 
 const { stack, template } = synthesize();

@@ -3,7 +3,7 @@ import { Match } from "aws-cdk-lib/assertions";
 import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import { Monitoring, type MonitoringProps } from "#infra/constructs/monitoring";
-import { metrics, tables } from "#infra/definitions";
+import { metrics, tables } from "#shared/contract";
 import { synthesize } from "#test/synth";
 
 const { stack, template } = synthesize();

@@ -2,7 +2,7 @@ import type { CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import type { TeamFunction } from "#infra/constructs/team-function";
-import { queues, retryScheduler, type TableKey, tables } from "#infra/definitions";
+import { queues, retryScheduler, type TableKey, tables } from "#shared/contract";
 import { synthesize } from "#test/synth";
 
 interface Statement {

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { Lane } from "#infra/constructs/lanes";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { TeamFunction } from "#infra/constructs/team-function";
-import { type QueueDefinition, queues } from "#infra/definitions";
+import { type QueueDefinition, queues } from "#shared/contract";
 import { scratchStack, synthesize } from "#test/synth";
 
 const { stack, template } = synthesize();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { tables } from "#infra/definitions";
+import { tables } from "#shared/contract";
 import { synthesize } from "#test/synth";
 
 const { template } = synthesize();

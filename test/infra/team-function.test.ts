@@ -9,8 +9,8 @@ import { Runtime } from "aws-cdk-lib/aws-lambda";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TeamFunction } from "#infra/constructs/team-function";
-import { metrics, queues } from "#infra/definitions";
 import type { WorkflowWebhooksStack } from "#infra/stack";
+import { metrics, queues } from "#shared/contract";
 import { scratchStack, synthesize } from "#test/synth";
 
 let outdir: string;

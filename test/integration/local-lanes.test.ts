@@ -17,9 +17,9 @@ import {
   it,
   onTestFinished,
 } from "vitest";
-import { queues } from "#infra/definitions";
 import { localCredentials, localRegion, waitUntil } from "#infra/local/net";
 import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
+import { queues } from "#shared/contract";
 
 type Consumer = (event: SQSEvent) => Promise<SQSBatchResponse>;
 

@@ -7,9 +7,9 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { describe, expect, inject, it } from "vitest";
-import { queues, tables, visibilityTimeoutSeconds } from "#infra/definitions";
 import { listen, localCredentials, localRegion, sleep, waitUntil } from "#infra/local/net";
 import { type LocalRuntimeHandlers, startLocalRuntime } from "#infra/local/runtime";
+import { queues, tables, visibilityTimeoutSeconds } from "#shared/contract";
 
 /** Starting Java takes seconds, more on a busy machine. */
 const JAVA_TEST_TIMEOUT_MS = 90_000;

@@ -12,9 +12,9 @@ import {
 import { ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { retryScheduler } from "#infra/definitions";
 import { localCredentials, localRegion, sleep, waitUntil } from "#infra/local/net";
 import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
+import { retryScheduler } from "#shared/contract";
 
 const TIME_SCALE = 0.01;
 

@@ -3,10 +3,10 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { inject } from "vitest";
-import type { QueueKey } from "#infra/definitions";
 import { localCredentials, localRegion } from "#infra/local/net";
 import { createResources, type LocalResources } from "#infra/local/resources";
 import { startSqsEmulator } from "#infra/local/sqs-emulator";
+import type { QueueKey } from "#shared/contract";
 
 /** Tables in the run's DynamoDB Local and queues in a fresh SQS emulator, for one test file. */
 export interface LocalAws {

@@ -12,7 +12,7 @@ import {
   type WorkflowDefinition,
 } from "#domain/requests";
 import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
-import type { RequestBodyName } from "#infra/definitions";
+import type { RequestBodyName } from "#shared/contract";
 
 function validationErrorOf(act: () => unknown): ValidationError {
   try {

@@ -9,7 +9,7 @@
 import { z } from "zod";
 import { ValidationError } from "#domain/errors";
 import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
-import type { RequestBodyName } from "#infra/definitions";
+import type { RequestBodyName } from "#shared/contract";
 
 export const OBJECT_TYPES = ["contacts", "companies", "deals", "tickets"] as const;
 

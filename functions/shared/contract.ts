@@ -1,6 +1,8 @@
 /**
- * The tables and queues of the system, declared once. The CDK stack builds them on AWS and the
- * local runtime creates them in DynamoDB Local and the SQS emulator, so both always agree.
+ * The runtime contract between the functions and the stack, declared once: the tables and queues
+ * (the CDK stack builds them on AWS, the local runtime in DynamoDB Local and the SQS emulator),
+ * the environment variables that name them, the metric names, the routes and the request limit.
+ * It lives with the functions because it runs on Lambda; infra imports it, never the reverse.
  */
 
 /** Every table has a string partition key `pk` and a string sort key `sk`. */
@@ -13,6 +15,7 @@ export interface TableDefinition {
   readonly ttlAttribute?: string;
 }
 
+/** The five tables: apps, workflows, records, and the state of enrollments and deliveries. */
 export const tables = {
   apps: { name: "apps", envVar: "APPS_TABLE" },
   workflows: { name: "workflows", envVar: "WORKFLOWS_TABLE" },
@@ -23,6 +26,7 @@ export const tables = {
 
 export type TableKey = keyof typeof tables;
 
+/** A lane's queue: its name, the variables that name it, and its consumer's limits. */
 export interface QueueDefinition {
   readonly name: string;
   /** Environment variable holding the queue URL. */
@@ -39,8 +43,10 @@ export interface QueueDefinition {
   readonly maximumMessageSizeBytes: number;
 }
 
+/** Lambda advises six times the consumer's timeout, leaving room for retries when it is throttled. */
 export const VISIBILITY_TIMEOUT_FACTOR = 6;
 
+/** The two lanes, each with its own queue, dead-letter queue and consumer. */
 export const queues = {
   /** setProperty, delay and resume steps of every workflow. */
   workflowSteps: {
@@ -67,6 +73,7 @@ export const queues = {
 
 export type QueueKey = keyof typeof queues;
 
+/** How long a received message stays hidden from other consumers. */
 export function visibilityTimeoutSeconds(queue: QueueDefinition): number {
   return queue.consumerTimeoutSeconds * VISIBILITY_TIMEOUT_FACTOR;
 }
@@ -99,7 +106,7 @@ export const metrics = {
   },
 } as const;
 
-/** Request bodies the API validates; each names a zod schema in `functions/shared/domain/requests.ts`. */
+/** Request bodies the API validates; each names a zod schema in `domain/request-schemas.ts`. */
 export type RequestBodyName = "createApp" | "putObject" | "workflow" | "enroll" | "testAction";
 
 export interface ApiRoute {
@@ -110,7 +117,7 @@ export interface ApiRoute {
 }
 
 /** Every route of the HTTP API (SPEC section 2), for the stack, the local gateway and the router. */
-export const apiRoutes: readonly ApiRoute[] = [
+export const apiRoutes = [
   { method: "GET", path: "/health" },
   { method: "POST", path: "/apps", body: "createApp" },
   { method: "GET", path: "/apps/{appId}" },
@@ -126,7 +133,26 @@ export const apiRoutes: readonly ApiRoute[] = [
   { method: "GET", path: "/enrollments/{enrollmentId}" },
   { method: "GET", path: "/deliveries/{deliveryId}" },
   { method: "POST", path: "/deliveries/{deliveryId}/retry" },
-];
+] as const satisfies readonly ApiRoute[];
+
+type KeyOf<Route> = Route extends {
+  readonly method: infer M extends string;
+  readonly path: infer P extends string;
+}
+  ? `${M} ${P}`
+  : never;
+
+/** A route as the API handler looks it up: method and API Gateway resource path, e.g. `GET /health`. */
+export type RouteKey = KeyOf<(typeof apiRoutes)[number]>;
+
+const ROUTE_KEYS: ReadonlySet<string> = new Set(
+  apiRoutes.map((route) => `${route.method} ${route.path}`),
+);
+
+/** Whether `key` names one of `apiRoutes`. */
+export function isRouteKey(key: string): key is RouteKey {
+  return ROUTE_KEYS.has(key);
+}
 
 /** Largest request body the API accepts (SPEC section 2). */
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;
