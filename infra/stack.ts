@@ -2,7 +2,7 @@ import { type App, CfnOutput, Duration, Stack, type StackProps, Validations } fr
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { Construct, Node } from "constructs";
-import { requestBodies } from "#domain/requests";
+import { requestBodies } from "#domain/request-schemas";
 import { type ApiAuthorization, WorkflowApi } from "#infra/constructs/api";
 import { Lane, MAX_CONCURRENCY_RANGE } from "#infra/constructs/lanes";
 import { Monitoring } from "#infra/constructs/monitoring";

@@ -13,7 +13,7 @@ import {
   replaceWorkflow,
   type WorkflowsDeps,
 } from "#app/workflows";
-import { parseId, parseObjectType, parseRequestBody } from "#domain/requests";
+import { parseId, parseObjectType, parseRequestBody } from "#domain/request-schemas";
 import type { RouteKey } from "#shared/contract";
 import { metricNames, metrics } from "#shared/observability";
 import { jsonBody, type Reply } from "./http.ts";

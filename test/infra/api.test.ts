@@ -4,7 +4,7 @@ import { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { requestBodies } from "#domain/requests";
+import { requestBodies } from "#domain/request-schemas";
 import { requestBodySchema, WorkflowApi, type WorkflowApiProps } from "#infra/constructs/api";
 import { type ApiRoute, apiRoutes } from "#shared/contract";
 import { synthesize } from "#test/synth";

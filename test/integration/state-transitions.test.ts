@@ -21,7 +21,7 @@ import { deliveryIdFor } from "#domain/delivery";
 import { newEnrollment } from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
 import { applyPropertyChanges } from "#domain/record";
-import type { WorkflowAction } from "#domain/requests";
+import type { WorkflowAction } from "#domain/workflow";
 import {
   makeTestCertificate,
   type ReceiverAnswer,

@@ -1,11 +1,17 @@
 import { describe, expect, it } from "vitest";
 import {
   type Attempt,
+  answeredAttempt,
   type Delivery,
   deliveryIdFor,
+  failedDelivery,
   judgeAttempt,
+  newDelivery,
   retryScheduleName,
+  unansweredAttempt,
 } from "#domain/delivery";
+import { newEnrollment } from "#domain/enrollment";
+import type { WebhookAction } from "#domain/workflow";
 
 const delivery: Delivery = {
   deliveryId: "d",
@@ -103,5 +109,126 @@ describe("names", () => {
     const name = retryScheduleName(deliveryIdFor("e", "a"), 17);
     expect(name.length).toBeLessThanOrEqual(64);
     expect(name).toMatch(/^[0-9a-zA-Z-_.]+$/);
+  });
+});
+
+describe("building deliveries and attempts", () => {
+  const action: WebhookAction & { id: string } = {
+    id: "a1",
+    type: "webhook",
+    url: "https://crm.example.com/hook?x=1",
+    method: "POST",
+    authentication: { type: "signature", appId: "app-1" },
+    body: { type: "all" },
+  };
+  const enrollment = newEnrollment({
+    enrollmentId: "e1",
+    workflowId: "w1",
+    objectType: "deals",
+    objectId: "42",
+    definition: [action],
+    now: 1_000,
+  });
+
+  it("starts a delivery pending, its first attempt due now, with the action's request", () => {
+    // Act
+    const delivery = newDelivery({ enrollment, actionIndex: 0, action, body: "{}", now: 5_000 });
+
+    // Assess
+    expect(delivery).toEqual({
+      deliveryId: deliveryIdFor("e1", "a1"),
+      enrollmentId: "e1",
+      workflowId: "w1",
+      actionId: "a1",
+      actionIndex: 0,
+      objectType: "deals",
+      objectId: "42",
+      method: "POST",
+      url: "https://crm.example.com/hook?x=1",
+      authentication: { type: "signature", appId: "app-1" },
+      body: "{}",
+      status: "pending",
+      retryMode: "auto",
+      attemptCount: 0,
+      nextAttempt: 1,
+      nextAttemptAt: 5_000,
+      firstFailedAt: null,
+      failureReason: null,
+      createdAt: 5_000,
+      updatedAt: 5_000,
+    });
+  });
+
+  it("leaves authentication out of a delivery whose action has none", () => {
+    // Act
+    const delivery = newDelivery({
+      enrollment,
+      actionIndex: 0,
+      action: { ...action, authentication: undefined },
+      body: undefined,
+      now: 5_000,
+    });
+
+    // Assess
+    expect(Object.keys(delivery)).not.toContain("authentication");
+  });
+
+  it("fails a delivery that can never be made for good, without its body", () => {
+    // Prepare
+    const delivery = newDelivery({ enrollment, actionIndex: 0, action, body: "{}", now: 5_000 });
+
+    // Act
+    const failed = failedDelivery(delivery, "deals/42 no longer exists");
+
+    // Assess
+    expect(Object.keys(failed)).not.toContain("body");
+    expect(failed).toEqual({
+      ...delivery,
+      body: undefined,
+      status: "failed",
+      nextAttempt: null,
+      nextAttemptAt: null,
+      failureReason: "deals/42 no longer exists",
+    });
+  });
+
+  it("records an answered attempt with its status and response body", () => {
+    // Act
+    const made = answeredAttempt(
+      { number: 2, scheduledAt: 60_000, sentAt: 60_250 },
+      { statusCode: 503, body: "busy" },
+      40,
+    );
+
+    // Assess
+    expect(made).toEqual({
+      number: 2,
+      scheduledAt: 60_000,
+      sentAt: 60_250,
+      statusCode: 503,
+      error: null,
+      durationMs: 40,
+      responseBody: "busy",
+    });
+  });
+
+  it("records an unanswered attempt with its error and no status", () => {
+    // Act
+    const made = unansweredAttempt(
+      { number: 1, scheduledAt: 0, sentAt: 10 },
+      "connect timeout after 3000 ms",
+      3_000,
+    );
+
+    // Assess
+    expect(made).toEqual({
+      number: 1,
+      scheduledAt: 0,
+      sentAt: 10,
+      statusCode: null,
+      error: "connect timeout after 3000 ms",
+      durationMs: 3_000,
+      responseBody: null,
+    });
   });
 });

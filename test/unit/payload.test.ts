@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { recordPayload, webhookBody } from "#domain/payload";
 import { applyPropertyChanges, type CrmRecord, type PropertyChangeSource } from "#domain/record";
-import type { BodySpec, ObjectType } from "#domain/requests";
+import type { BodySpec, ObjectType } from "#domain/workflow";
 
 const options = { portalId: 62515 };
 

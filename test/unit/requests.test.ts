@@ -1,17 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { ValidationError } from "#domain/errors";
+import { parseId, parseObjectType, parseRequestBody, requestBodies } from "#domain/request-schemas";
+import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
 import {
   assignActionIds,
-  parseId,
-  parseObjectType,
-  parseRequestBody,
   redactWorkflow,
-  requestBodies,
   type Workflow,
   type WorkflowDefinition,
-} from "#domain/requests";
-import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
+} from "#domain/workflow";
 import type { RequestBodyName } from "#shared/contract";
 
 function validationErrorOf(act: () => unknown): ValidationError {

@@ -2,7 +2,7 @@ import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/li
 import { isConditionFailure } from "#adapters/dynamo-errors";
 import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
 import type { CrmRecord } from "#domain/record";
-import type { ObjectType } from "#domain/requests";
+import type { ObjectType } from "#domain/workflow";
 
 const SK = "RECORD";
 /** DynamoDB items stop at 400 KB; leave room for keys and attribute names. */

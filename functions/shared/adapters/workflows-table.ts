@@ -6,7 +6,7 @@ import {
   ScanCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally } from "#adapters/dynamo-errors";
-import type { Workflow } from "#domain/requests";
+import type { Workflow } from "#domain/workflow";
 
 const SK = "WORKFLOW";
 

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import type { AppsTable } from "#adapters/apps-table";
 import { NotFoundError } from "#domain/errors";
-import type { RequestBody } from "#domain/requests";
+import type { RequestBody } from "#domain/request-schemas";
 
 export interface AppsDeps {
   readonly apps: AppsTable;

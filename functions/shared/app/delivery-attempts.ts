@@ -3,7 +3,14 @@ import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
 import type { RetryScheduler } from "#adapters/retry-scheduler";
 import type { WebhookClient } from "#adapters/webhook-client";
-import { type Attempt, type AttemptVerdict, type Delivery, judgeAttempt } from "#domain/delivery";
+import {
+  type Attempt,
+  type AttemptVerdict,
+  answeredAttempt,
+  type Delivery,
+  judgeAttempt,
+  unansweredAttempt,
+} from "#domain/delivery";
 import { StaleStateError } from "#domain/errors";
 import type { DeliveryAttemptMessage } from "#domain/messages";
 import { buildAttemptRequest } from "#domain/webhook-request";
@@ -126,21 +133,10 @@ async function send(
   const auth = delivery.authentication;
   const app = auth?.type === "signature" ? await deps.apps.get(auth.appId) : undefined;
   const sentAt = deps.now();
-  const scheduledAt = delivery.nextAttemptAt ?? sentAt;
+  const start = { number, scheduledAt: delivery.nextAttemptAt ?? sentAt, sentAt };
   if (auth?.type === "signature" && !app) {
     const error = `signing app ${auth.appId} not found`;
-    return {
-      attempt: {
-        number,
-        scheduledAt,
-        sentAt,
-        statusCode: null,
-        error,
-        durationMs: 0,
-        responseBody: null,
-      },
-      permanentFailure: error,
-    };
+    return { attempt: unansweredAttempt(start, error, 0), permanentFailure: error };
   }
   const request = buildAttemptRequest({
     deliveryId: delivery.deliveryId,
@@ -153,25 +149,9 @@ async function send(
     now: sentAt,
   });
   const result = await deps.webhookClient.send(request);
-  const attempt: Attempt = result.ok
-    ? {
-        number,
-        scheduledAt,
-        sentAt,
-        statusCode: result.response.statusCode,
-        error: null,
-        durationMs: result.durationMs,
-        responseBody: result.response.body,
-      }
-    : {
-        number,
-        scheduledAt,
-        sentAt,
-        statusCode: null,
-        error: result.error,
-        durationMs: result.durationMs,
-        responseBody: null,
-      };
+  const attempt = result.ok
+    ? answeredAttempt(start, result.response, result.durationMs)
+    : unansweredAttempt(start, result.error, result.durationMs);
   if (!result.ok) {
     return result.errorKind === "refused"
       ? { attempt, permanentFailure: result.error }

@@ -6,7 +6,7 @@ import type { WorkflowsTable } from "#adapters/workflows-table";
 import { deliveryIdFor, deliveryView } from "#domain/delivery";
 import { enrollmentView, newEnrollment } from "#domain/enrollment";
 import { NotFoundError } from "#domain/errors";
-import type { RequestBody } from "#domain/requests";
+import type { RequestBody } from "#domain/request-schemas";
 
 export interface EnrollDeps {
   readonly workflows: WorkflowsTable;

@@ -2,7 +2,8 @@ import type { RecordsTable } from "#adapters/records-table";
 import { NotFoundError } from "#domain/errors";
 import { recordPayload } from "#domain/payload";
 import { applyPropertyChanges } from "#domain/record";
-import type { ObjectType, RequestBody } from "#domain/requests";
+import type { RequestBody } from "#domain/request-schemas";
+import type { ObjectType } from "#domain/workflow";
 
 export interface RecordsDeps {
   readonly records: RecordsTable;

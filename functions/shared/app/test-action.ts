@@ -5,7 +5,7 @@ import type { WebhookClient } from "#adapters/webhook-client";
 import type { WorkflowsTable } from "#adapters/workflows-table";
 import { NotFoundError, ValidationError } from "#domain/errors";
 import { webhookBody } from "#domain/payload";
-import type { RequestBody } from "#domain/requests";
+import type { RequestBody } from "#domain/request-schemas";
 import { buildAttemptRequest, redactRequest } from "#domain/webhook-request";
 
 export interface TestActionDeps {

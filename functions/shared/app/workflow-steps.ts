@@ -2,7 +2,7 @@ import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
 import type { RecordsTable } from "#adapters/records-table";
-import { type Delivery, deliveryIdFor } from "#domain/delivery";
+import { deliveryIdFor, failedDelivery, newDelivery } from "#domain/delivery";
 import type { Enrollment, EnrollmentStatus } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
 import type {
@@ -13,7 +13,7 @@ import type {
 } from "#domain/messages";
 import { webhookBody } from "#domain/payload";
 import { applyPropertyChanges } from "#domain/record";
-import type { DelayAction, SetPropertyAction, WebhookAction } from "#domain/requests";
+import type { DelayAction, SetPropertyAction, WebhookAction } from "#domain/workflow";
 
 export interface WorkflowStepsDeps {
   readonly enrollments: EnrollmentsTable;
@@ -164,35 +164,20 @@ async function startWebhook(
   action: WebhookAction & { id: string },
 ): Promise<StepReport> {
   const now = deps.now();
-  const deliveryId = deliveryIdFor(enrollment.enrollmentId, action.id);
   const record = await deps.records.get({
     objectType: enrollment.objectType,
     objectId: enrollment.objectId,
   });
-  const delivery: Delivery = {
-    deliveryId,
-    enrollmentId: enrollment.enrollmentId,
-    workflowId: enrollment.workflowId,
-    actionId: action.id,
+  const delivery = newDelivery({
+    enrollment,
     actionIndex: index,
-    objectType: enrollment.objectType,
-    objectId: enrollment.objectId,
-    method: action.method,
-    url: action.url,
-    ...(action.authentication ? { authentication: action.authentication } : {}),
+    action,
     body: record
       ? webhookBody(action.body, action.method, record, { portalId: deps.portalId })
       : undefined,
-    status: "pending",
-    retryMode: "auto",
-    attemptCount: 0,
-    nextAttempt: 1,
-    nextAttemptAt: now,
-    firstFailedAt: null,
-    failureReason: null,
-    createdAt: now,
-    updatedAt: now,
-  };
+    now,
+  });
+  const { deliveryId } = delivery;
   let failure = record
     ? undefined
     : `${enrollment.objectType}/${enrollment.objectId} no longer exists`;
@@ -206,14 +191,7 @@ async function startWebhook(
   }
   if (failure) {
     // The request can never be made: the delivery fails for good at once, and the record moves on.
-    const { body: _body, ...withoutBody } = delivery;
-    await deps.deliveries.create({
-      ...withoutBody,
-      status: "failed",
-      nextAttempt: null,
-      nextAttemptAt: null,
-      failureReason: failure,
-    });
+    await deps.deliveries.create(failedDelivery(delivery, failure));
     return finishAction(deps, enrollment, index, { status: "failed", deliveryId });
   }
   await deps.lane.send({ deliveryId, attempt: 1 });

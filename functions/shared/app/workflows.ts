@@ -1,6 +1,7 @@
 import type { AppsTable } from "#adapters/apps-table";
 import type { WorkflowsTable } from "#adapters/workflows-table";
 import { NotFoundError, StaleStateError, ValidationError } from "#domain/errors";
+import { classifyAddress, isIpLiteral, parseTargetUrl, unbracket } from "#domain/target-url";
 import {
   assignActionIds,
   REDACTED_SECRET,
@@ -8,8 +9,7 @@ import {
   type Workflow,
   type WorkflowAction,
   type WorkflowDefinition,
-} from "#domain/requests";
-import { classifyAddress, isIpLiteral, parseTargetUrl, unbracket } from "#domain/target-url";
+} from "#domain/workflow";
 
 export interface WorkflowsDeps {
   readonly workflows: WorkflowsTable;

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
-import { isoOrNull } from "#domain/enrollment";
-import type { Authentication, ObjectType } from "#domain/requests";
+import { type Enrollment, isoOrNull } from "#domain/enrollment";
 import { classifyAttempt, decideRetry } from "#domain/retry-policy";
+import type { Authentication, ObjectType, WebhookAction } from "#domain/workflow";
 
 export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed";
 
@@ -74,6 +74,88 @@ export type AttemptVerdict =
 export function deliveryIdFor(enrollmentId: string, actionId: string): string {
   const hex = createHash("sha256").update(`${enrollmentId}\n${actionId}`).digest("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * The delivery of a webhook action of an enrollment, as the action starts it: pending, its first
+ * attempt due now, retried by the retry policy. `body` is the request body, built once now.
+ */
+export function newDelivery(input: {
+  enrollment: Enrollment;
+  actionIndex: number;
+  action: WebhookAction & { id: string };
+  body: string | undefined;
+  now: number;
+}): Delivery {
+  const { enrollment, actionIndex, action, body, now } = input;
+  return {
+    deliveryId: deliveryIdFor(enrollment.enrollmentId, action.id),
+    enrollmentId: enrollment.enrollmentId,
+    workflowId: enrollment.workflowId,
+    actionId: action.id,
+    actionIndex,
+    objectType: enrollment.objectType,
+    objectId: enrollment.objectId,
+    method: action.method,
+    url: action.url,
+    ...(action.authentication ? { authentication: action.authentication } : {}),
+    body,
+    status: "pending",
+    retryMode: "auto",
+    attemptCount: 0,
+    nextAttempt: 1,
+    nextAttemptAt: now,
+    firstFailedAt: null,
+    failureReason: null,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/**
+ * A delivery whose request can never be made (its record is gone, or its body too large): failed
+ * for good before any attempt. The body is left out, since it may be what could not be stored.
+ */
+export function failedDelivery(delivery: Delivery, reason: string): Delivery {
+  const { body: _body, ...withoutBody } = delivery;
+  return {
+    ...withoutBody,
+    status: "failed",
+    nextAttempt: null,
+    nextAttemptAt: null,
+    failureReason: reason,
+  };
+}
+
+/** Which attempt went out, when it was due by the retry policy, and when it went out (epoch ms). */
+export interface AttemptStart {
+  readonly number: number;
+  readonly scheduledAt: number;
+  readonly sentAt: number;
+}
+
+/** An attempt the receiver answered, with whatever status. */
+export function answeredAttempt(
+  start: AttemptStart,
+  response: { readonly statusCode: number; readonly body: string },
+  durationMs: number,
+): Attempt {
+  const { number, scheduledAt, sentAt } = start;
+  return {
+    number,
+    scheduledAt,
+    sentAt,
+    statusCode: response.statusCode,
+    error: null,
+    durationMs,
+    responseBody: response.body,
+  };
+}
+
+/** An attempt that got no answer: `error` says why (refused, DNS, connect, TLS, timeout...). */
+export function unansweredAttempt(start: AttemptStart, error: string, durationMs: number): Attempt {
+  const { number, scheduledAt, sentAt } = start;
+  return { number, scheduledAt, sentAt, statusCode: null, error, durationMs, responseBody: null };
 }
 
 /** The name of the one-time schedule that fires an attempt: unique, at most 64 characters. */

@@ -1,4 +1,4 @@
-import type { ObjectType, WorkflowAction } from "#domain/requests";
+import type { ObjectType, WorkflowAction } from "#domain/workflow";
 
 export type EnrollmentStatus = "active" | "waiting" | "completed";
 export type ActionStatus = "pending" | "running" | "succeeded" | "failed";

@@ -3,7 +3,7 @@
  * too: HubSpot's legacy contact profile for contacts, its CRM object shape for the other types.
  */
 import { type CrmRecord, currentValue, type PropertyVersion } from "#domain/record";
-import type { BodySpec, ObjectType } from "#domain/requests";
+import type { BodySpec, ObjectType } from "#domain/workflow";
 
 export interface PayloadOptions {
   /** The account id receivers see as `portal-id` / `portalId`. */

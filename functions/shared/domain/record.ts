@@ -1,5 +1,5 @@
 /** CRM records: current property values with a bounded history per property. */
-import type { ObjectType, PropertyValue } from "#domain/requests";
+import type { ObjectType, PropertyValue } from "#domain/workflow";
 
 export interface PropertyVersion {
   readonly value: string;

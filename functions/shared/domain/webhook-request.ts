@@ -1,5 +1,5 @@
-import { type Authentication, REDACTED_SECRET } from "#domain/requests";
 import { signatureHeaders } from "#domain/signatures";
+import { type Authentication, REDACTED_SECRET } from "#domain/workflow";
 import packageJson from "../../../package.json" with { type: "json" };
 
 export const USER_AGENT = `workflow-webhooks/${packageJson.version}`;

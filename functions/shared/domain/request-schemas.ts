@@ -1,0 +1,249 @@
+/**
+ * Request bodies and path parameters of the HTTP API (SPEC section 2): the zod schemas that
+ * validate them into the workflow model, and the functions that parse them. A zod issue becomes a
+ * `ValidationError` in `validation-messages.ts`.
+ *
+ * The schemas avoid transforms so that `z.toJSONSchema` can express them; where a rule needs a
+ * refinement (unique keys, URL parsing, reserved header names, no custom body on GET) the generated
+ * JSON Schema is a looser superset and this module stays the authority.
+ */
+import { z } from "zod";
+import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
+import { toValidationError } from "#domain/validation-messages";
+import {
+  OBJECT_TYPES,
+  type ObjectType,
+  type PropertyValue,
+  type WorkflowDefinition,
+} from "#domain/workflow";
+import type { RequestBodyName } from "#shared/contract";
+
+const MAX_NAME_LENGTH = 200;
+const MAX_ID_LENGTH = 100;
+const MAX_PROPERTY_NAME_LENGTH = 100;
+const MAX_PROPERTY_VALUE_LENGTH = 65_536;
+const MAX_PROPERTIES_PER_REQUEST = 1_000;
+const MAX_ACTIONS = 50;
+const MAX_CUSTOM_FIELDS = 100;
+const MAX_DELAY_SECONDS = 90 * 24 * 3600;
+
+const objectTypeSchema = z.enum(OBJECT_TYPES);
+
+const nameSchema = z.string().min(1).max(MAX_NAME_LENGTH).regex(/\S/, "must not be blank");
+
+const idSchema = z
+  .string()
+  .min(1)
+  .max(MAX_ID_LENGTH)
+  .regex(/^[A-Za-z0-9_.:-]+$/, "must contain only letters, digits, _ . : or -");
+
+const propertyNameSchema = z
+  .string()
+  .min(1)
+  .max(MAX_PROPERTY_NAME_LENGTH)
+  .regex(/^[A-Za-z0-9_.-]+$/, "must contain only letters, digits, _ . or -")
+  // Stored records and payloads are plain objects keyed by property name.
+  .regex(/^(?!__proto__$)/, "is a reserved name");
+
+const propertyValueSchema = z.union(
+  [z.string().max(MAX_PROPERTY_VALUE_LENGTH), z.number(), z.boolean(), z.null()],
+  { error: "must be a string, number, boolean or null" },
+);
+
+const clientSecretSchema = z
+  .string()
+  .min(16)
+  .max(256)
+  .regex(/^[\x21-\x7E]+$/, "must contain only printable ASCII characters without spaces");
+
+/** What a target URL may be is the URL policy's to say; the model only carries its length bound. */
+const targetUrlSchema = z
+  .string()
+  .superRefine((url, ctx) => {
+    const problem = targetUrlProblem(url);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .meta({ maxLength: MAX_TARGET_URL_LENGTH });
+
+/** Headers every webhook request carries; an API key must not replace them. */
+const RESERVED_HEADER_NAMES = new Set([
+  "host",
+  "content-type",
+  "content-length",
+  "transfer-encoding",
+  "connection",
+  "user-agent",
+  "x-delivery-id",
+  "x-delivery-attempt",
+  "x-hubspot-signature",
+  "x-hubspot-signature-version",
+  "x-hubspot-signature-v3",
+  "x-hubspot-request-timestamp",
+]);
+
+const signatureAuthenticationSchema = z.strictObject({
+  type: z.literal("signature"),
+  appId: idSchema,
+});
+
+const apiKeyAuthenticationSchema = z
+  .strictObject({
+    type: z.literal("apiKey"),
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .regex(
+        /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/,
+        "must contain only letters, digits and !#$%&'*+-.^_`|~ (an HTTP header name)",
+      ),
+    location: z.enum(["header", "query"]),
+    value: z
+      .string()
+      .min(1)
+      .max(4_096)
+      .regex(/^[\x20-\x7E]+$/, "must contain only printable ASCII characters"),
+  })
+  .refine(
+    (key) => key.location !== "header" || !RESERVED_HEADER_NAMES.has(key.name.toLowerCase()),
+    {
+      path: ["name"],
+      message: "must not be a header that every webhook request sets itself",
+    },
+  );
+
+const authenticationSchema = z.discriminatedUnion("type", [
+  signatureAuthenticationSchema,
+  apiKeyAuthenticationSchema,
+]);
+
+const customFieldSchema = z.union(
+  [
+    z.strictObject({ key: z.string().min(1).max(100), property: propertyNameSchema }),
+    z.strictObject({ key: z.string().min(1).max(100), value: propertyValueSchema }),
+  ],
+  { error: "must be {key, property} or {key, value}" },
+);
+
+const bodySpecSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("all") }),
+  z.strictObject({
+    type: z.literal("custom"),
+    fields: z
+      .array(customFieldSchema)
+      .min(1)
+      .max(MAX_CUSTOM_FIELDS)
+      .superRefine((fields, ctx) => {
+        const firstIndexOfKey = new Map<string, number>();
+        fields.forEach((field, index) => {
+          const first = firstIndexOfKey.get(field.key);
+          if (first === undefined) {
+            firstIndexOfKey.set(field.key, index);
+            return;
+          }
+          ctx.addIssue({
+            code: "custom",
+            path: [index, "key"],
+            message: `must be unique (fields[${first}] has the same key)`,
+          });
+        });
+      }),
+  }),
+]);
+
+const webhookActionSchema = z
+  .strictObject({
+    type: z.literal("webhook"),
+    url: targetUrlSchema,
+    method: z.enum(["POST", "GET"]).default("POST"),
+    authentication: authenticationSchema.optional(),
+    body: bodySpecSchema.default({ type: "all" }),
+  })
+  .refine((action) => action.method !== "GET" || action.body.type !== "custom", {
+    path: ["body"],
+    message: "must not be custom when method is GET (a GET sends no body)",
+  });
+
+const setPropertyActionSchema = z.strictObject({
+  type: z.literal("setProperty"),
+  property: propertyNameSchema,
+  value: z.string().max(MAX_PROPERTY_VALUE_LENGTH),
+});
+
+const delayActionSchema = z.strictObject({
+  type: z.literal("delay"),
+  seconds: z.int().min(1).max(MAX_DELAY_SECONDS),
+});
+
+const workflowActionSchema = z.discriminatedUnion("type", [
+  webhookActionSchema,
+  setPropertyActionSchema,
+  delayActionSchema,
+]);
+
+/** The request body schemas, keyed by the `body` names of `apiRoutes`. */
+export const requestBodies = {
+  createApp: z.strictObject({
+    name: nameSchema,
+    clientSecret: clientSecretSchema.optional(),
+  }),
+  putObject: z.strictObject({
+    properties: z
+      .record(propertyNameSchema, propertyValueSchema)
+      .refine((properties) => Object.keys(properties).length <= MAX_PROPERTIES_PER_REQUEST, {
+        message: `must have at most ${MAX_PROPERTIES_PER_REQUEST} properties`,
+      })
+      .meta({ maxProperties: MAX_PROPERTIES_PER_REQUEST }),
+  }),
+  workflow: z.strictObject({
+    name: nameSchema,
+    objectType: objectTypeSchema,
+    actions: z.array(workflowActionSchema).min(1).max(MAX_ACTIONS),
+  }),
+  enroll: z.strictObject({ objectId: idSchema }),
+  testAction: z.strictObject({ objectId: idSchema }),
+} as const satisfies Record<RequestBodyName, z.ZodType>;
+
+/** A request body as validated, with defaults applied. */
+export type RequestBody<N extends RequestBodyName> = z.output<(typeof requestBodies)[N]>;
+
+/** True only when `A` and `B` are the same type. */
+type Same<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Holds<_ extends true> = never;
+/** The schemas produce exactly the model's types: a change on one side alone does not compile. */
+type _SchemasProduceTheModel = Holds<
+  | Same<RequestBody<"workflow">, WorkflowDefinition>
+  | Same<z.output<typeof objectTypeSchema>, ObjectType>
+  | Same<z.output<typeof propertyValueSchema>, PropertyValue>
+>;
+
+/** Validates a request body, applying defaults; throws `ValidationError` for the first issue. */
+export function parseRequestBody<N extends RequestBodyName>(
+  name: N,
+  input: unknown,
+): RequestBody<N> {
+  const result = requestBodies[name].safeParse(input, { reportInput: true });
+  if (!result.success) {
+    throw toValidationError(result.error.issues, []);
+  }
+  return result.data as RequestBody<N>;
+}
+
+/** Validates the `objectType` path parameter. */
+export function parseObjectType(raw: string | undefined): ObjectType {
+  const result = objectTypeSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    throw toValidationError(result.error.issues, ["objectType"]);
+  }
+  return result.data;
+}
+
+/** Validates an id path parameter (or body field) named `field`. */
+export function parseId(field: string, raw: string | undefined): string {
+  const result = idSchema.safeParse(raw, { reportInput: true });
+  if (!result.success) {
+    throw toValidationError(result.error.issues, [field]);
+  }
+  return result.data;
+}
