@@ -4,7 +4,7 @@ import { AppsTable } from "#adapters/apps-table";
 import { dynamoDocuments, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
-import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
 import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowsTable } from "#adapters/workflows-table";
@@ -23,8 +23,8 @@ const deps: ApiDeps = {
   records: new RecordsTable(dynamoDocuments, tables.records),
   enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
-  steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
-  lane: new WebhookLane(sqs, queueUrl("webhookLane")),
+  workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
+  webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),
   webhookClient: createWebhookClient({
     allowPrivateTargets: settings.allowPrivateTargets,
     ca: extraCaCertificates(),

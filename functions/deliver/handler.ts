@@ -2,8 +2,8 @@ import type { SQSRecord } from "aws-lambda";
 import { AppsTable } from "#adapters/apps-table";
 import { dynamoDocuments, scheduler, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
-import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
-import { RetryScheduler } from "#adapters/retry-scheduler";
+import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
+import { RetrySchedules } from "#adapters/retry-schedules";
 import { createWebhookClient } from "#adapters/webhook-client";
 import {
   AttemptInFlightError,
@@ -30,9 +30,9 @@ const settings = runtimeSettings();
 const deps: DeliveryAttemptsDeps = {
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
   apps: new AppsTable(dynamoDocuments, tables.apps),
-  steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
-  lane: new WebhookLane(sqs, queueUrl("webhookLane")),
-  retryScheduler: new RetryScheduler(scheduler, retrySchedulerSettings()),
+  workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
+  webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),
+  retrySchedules: new RetrySchedules(scheduler, retrySchedulerSettings()),
   webhookClient: createWebhookClient({
     allowPrivateTargets: settings.allowPrivateTargets,
     ca: extraCaCertificates(),

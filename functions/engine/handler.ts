@@ -2,7 +2,7 @@ import type { SQSRecord } from "aws-lambda";
 import { dynamoDocuments, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
-import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { parseWorkflowStepMessage } from "#domain/messages";
@@ -18,8 +18,8 @@ const deps: WorkflowStepsDeps = {
   enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
   records: new RecordsTable(dynamoDocuments, tables.records),
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
-  steps: new WorkflowStepsLane(sqs, queueUrl("workflowSteps")),
-  lane: new WebhookLane(sqs, queueUrl("webhookLane")),
+  workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
+  webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),
   now: Date.now,
   timeScale: settings.timeScale,
   portalId: settings.portalId,

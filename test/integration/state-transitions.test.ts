@@ -6,9 +6,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AppsTable } from "#adapters/apps-table";
 import { DeliveriesTable } from "#adapters/deliveries-table";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
-import { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
-import { RetryScheduler } from "#adapters/retry-scheduler";
+import { RetrySchedules } from "#adapters/retry-schedules";
 import { createWebhookClient, type WebhookClient } from "#adapters/webhook-client";
 import { retryDelivery } from "#app/deliveries";
 import {
@@ -68,12 +68,12 @@ beforeAll(async () => {
     enrollments: new EnrollmentsTable(aws.documents, names.enrollments),
     deliveries: new DeliveriesTable(aws.documents, names.deliveries),
   };
-  const stepsLane = new WorkflowStepsLane(aws.sqs, aws.resources.queues.workflowSteps.url);
-  const webhookLane = new WebhookLane(aws.sqs, aws.resources.queues.webhookLane.url);
+  const workflowSteps = new WorkflowStepsQueue(aws.sqs, aws.resources.queues.workflowSteps.url);
+  const webhookLane = new WebhookLaneQueue(aws.sqs, aws.resources.queues.webhookLane.url);
   steps = {
     ...tables,
-    steps: stepsLane,
-    lane: webhookLane,
+    workflowSteps,
+    webhookLane,
     now: Date.now,
     timeScale: 1,
     stalledAfterMs: 30_000,
@@ -81,9 +81,9 @@ beforeAll(async () => {
   };
   deliver = {
     ...tables,
-    steps: stepsLane,
-    lane: webhookLane,
-    retryScheduler: new RetryScheduler(new SchedulerClient({ region: "us-east-1" }), SCHEDULER),
+    workflowSteps,
+    webhookLane,
+    retrySchedules: new RetrySchedules(new SchedulerClient({ region: "us-east-1" }), SCHEDULER),
     webhookClient,
     now: Date.now,
     random: () => 0,
@@ -383,7 +383,7 @@ describe("manual retries", () => {
 
     // Act
     const retry = retryDelivery(
-      { deliveries: tables.deliveries, lane: deliver.lane, now: Date.now },
+      { deliveries: tables.deliveries, webhookLane: deliver.webhookLane, now: Date.now },
       deliveryId,
     );
 

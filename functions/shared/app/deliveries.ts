@@ -1,11 +1,11 @@
 import type { DeliveriesTable } from "#adapters/deliveries-table";
-import type { WebhookLane } from "#adapters/lanes";
+import type { WebhookLaneQueue } from "#adapters/lane-queues";
 import { deliveryView } from "#domain/delivery";
 import { ConflictError, NotFoundError, StaleStateError } from "#domain/errors";
 
 export interface DeliveriesDeps {
   readonly deliveries: DeliveriesTable;
-  readonly lane: WebhookLane;
+  readonly webhookLane: WebhookLaneQueue;
   readonly now: () => number;
 }
 
@@ -42,6 +42,6 @@ export async function retryDelivery(deps: DeliveriesDeps, deliveryId: string) {
     }
     throw error;
   }
-  await deps.lane.send({ deliveryId, attempt });
+  await deps.webhookLane.send({ deliveryId, attempt });
   return readDelivery(deps, deliveryId);
 }

@@ -1,7 +1,7 @@
 import type { AppsTable } from "#adapters/apps-table";
 import type { DeliveriesTable } from "#adapters/deliveries-table";
-import type { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
-import type { RetryScheduler } from "#adapters/retry-scheduler";
+import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
+import type { RetrySchedules } from "#adapters/retry-schedules";
 import type { WebhookClient } from "#adapters/webhook-client";
 import {
   type Attempt,
@@ -18,9 +18,9 @@ import { buildAttemptRequest } from "#domain/webhook-request";
 export interface DeliveryAttemptsDeps {
   readonly deliveries: DeliveriesTable;
   readonly apps: AppsTable;
-  readonly steps: WorkflowStepsLane;
-  readonly lane: WebhookLane;
-  readonly retryScheduler: RetryScheduler;
+  readonly workflowSteps: WorkflowStepsQueue;
+  readonly webhookLane: WebhookLaneQueue;
+  readonly retrySchedules: RetrySchedules;
   readonly webhookClient: WebhookClient;
   readonly now: () => number;
   /** Jitter source for retry delays. */
@@ -170,8 +170,8 @@ async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): P
     const firesAt = delivery.retryFiresAt ?? deps.now();
     try {
       // A schedule cannot be set in the past: a retry already due goes straight to the lane.
-      if (firesAt - deps.now() < DUE_NOW_MS) await deps.lane.send(message);
-      else await deps.retryScheduler.schedule(message, new Date(firesAt));
+      if (firesAt - deps.now() < DUE_NOW_MS) await deps.webhookLane.send(message);
+      else await deps.retrySchedules.schedule(message, new Date(firesAt));
     } catch (error) {
       throw new RetryScheduleError(`could not schedule ${JSON.stringify(message)}`, {
         cause: error,
@@ -183,7 +183,7 @@ async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): P
     (delivery.status === "succeeded" || delivery.status === "failed") &&
     delivery.retryMode === "auto"
   ) {
-    await deps.steps.send({
+    await deps.workflowSteps.send({
       type: "deliveryEnded",
       enrollmentId: delivery.enrollmentId,
       actionIndex: delivery.actionIndex,
@@ -198,7 +198,7 @@ async function cancelSupersededSchedule(
   message: DeliveryAttemptMessage,
 ) {
   try {
-    await deps.retryScheduler.cancel(message);
+    await deps.retrySchedules.cancel(message);
   } catch {
     // Harmless if it fires anyway: its attempt will have been made, and the message is skipped.
   }

@@ -1,6 +1,6 @@
 import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
-import type { WorkflowStepsLane } from "#adapters/lanes";
+import type { WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
 import type { WorkflowsTable } from "#adapters/workflows-table";
 import { deliveryIdFor, deliveryView } from "#domain/delivery";
@@ -12,7 +12,7 @@ export interface EnrollDeps {
   readonly workflows: WorkflowsTable;
   readonly records: RecordsTable;
   readonly enrollments: EnrollmentsTable;
-  readonly steps: WorkflowStepsLane;
+  readonly workflowSteps: WorkflowStepsQueue;
   readonly now: () => number;
   readonly newId: () => string;
 }
@@ -36,7 +36,7 @@ export async function enroll(deps: EnrollDeps, workflowId: string, input: Reques
   });
   await deps.enrollments.create(enrollment);
   try {
-    await deps.steps.send({
+    await deps.workflowSteps.send({
       type: "advance",
       enrollmentId: enrollment.enrollmentId,
       actionIndex: 0,

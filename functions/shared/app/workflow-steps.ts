@@ -1,6 +1,6 @@
 import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
-import type { WebhookLane, WorkflowStepsLane } from "#adapters/lanes";
+import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
 import { deliveryIdFor, failedDelivery, newDelivery } from "#domain/delivery";
 import type { Enrollment, EnrollmentStatus } from "#domain/enrollment";
@@ -19,8 +19,8 @@ export interface WorkflowStepsDeps {
   readonly enrollments: EnrollmentsTable;
   readonly records: RecordsTable;
   readonly deliveries: DeliveriesTable;
-  readonly steps: WorkflowStepsLane;
-  readonly lane: WebhookLane;
+  readonly workflowSteps: WorkflowStepsQueue;
+  readonly webhookLane: WebhookLaneQueue;
   readonly now: () => number;
   /** Multiplies delay actions' waits; 1 on AWS. */
   readonly timeScale: number;
@@ -122,7 +122,7 @@ async function startDelay(
 ): Promise<StepReport> {
   const now = deps.now();
   const waitMs = action.seconds * 1000 * deps.timeScale;
-  await deps.steps.send(
+  await deps.workflowSteps.send(
     {
       type: "resume",
       enrollmentId: enrollment.enrollmentId,
@@ -147,7 +147,7 @@ async function resumeAfterDelay(
   }
   const remainingMs = message.resumeAt - deps.now();
   if (remainingMs > 0) {
-    await deps.steps.send(message, remainingMs / 1000);
+    await deps.workflowSteps.send(message, remainingMs / 1000);
     return { kind: "waiting", actionType: "delay" };
   }
   return finishAction(deps, enrollment, index, { status: "succeeded" });
@@ -194,7 +194,7 @@ async function startWebhook(
     await deps.deliveries.create(failedDelivery(delivery, failure));
     return finishAction(deps, enrollment, index, { status: "failed", deliveryId });
   }
-  await deps.lane.send({ deliveryId, attempt: 1 });
+  await deps.webhookLane.send({ deliveryId, attempt: 1 });
   await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now, deliveryId }));
   return { kind: "waiting", actionType: "webhook" };
 }
@@ -237,7 +237,7 @@ async function finishAction(
     throw error;
   }
   if (next !== "completed") {
-    await deps.steps.send({
+    await deps.workflowSteps.send({
       type: "advance",
       enrollmentId: enrollment.enrollmentId,
       actionIndex: index + 1,
@@ -250,7 +250,7 @@ async function resendCurrentStep(deps: WorkflowStepsDeps, enrollment: Enrollment
   const current = enrollment.actions[enrollment.currentIndex];
   if (enrollment.status === "completed" || current?.status !== "pending") return;
   if (deps.now() - enrollment.updatedAt < deps.stalledAfterMs) return;
-  await deps.steps.send({
+  await deps.workflowSteps.send({
     type: "advance",
     enrollmentId: enrollment.enrollmentId,
     actionIndex: enrollment.currentIndex,

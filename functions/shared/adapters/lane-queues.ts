@@ -4,8 +4,8 @@ import type { DeliveryAttemptMessage, WorkflowStepMessage } from "#domain/messag
 /** SQS caps a message's delay at 15 minutes. */
 export const MAX_MESSAGE_DELAY_SECONDS = 900;
 
-/** A queue that carries one kind of message. */
-class Lane<Message> {
+/** The SQS queue of a lane, as its senders see it: it carries one kind of message. */
+class LaneQueue<Message> {
   constructor(
     private readonly sqs: SQSClient,
     private readonly queueUrl: string,
@@ -23,8 +23,8 @@ class Lane<Message> {
   }
 }
 
-/** setProperty, delay and resume steps of every workflow. */
-export class WorkflowStepsLane extends Lane<WorkflowStepMessage> {}
+/** The workflow-steps queue: setProperty, delay and resume steps of every workflow. */
+export class WorkflowStepsQueue extends LaneQueue<WorkflowStepMessage> {}
 
-/** The webhook lane: one message per delivery attempt, consumed by its own function. */
-export class WebhookLane extends Lane<DeliveryAttemptMessage> {}
+/** The webhook lane's queue: one message per delivery attempt, consumed by its own function. */
+export class WebhookLaneQueue extends LaneQueue<DeliveryAttemptMessage> {}

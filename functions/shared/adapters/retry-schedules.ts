@@ -10,11 +10,11 @@ import type { DeliveryAttemptMessage } from "#domain/messages";
 import type { RetrySchedulerSettings } from "#shared/config";
 
 /**
- * Re-fires failed deliveries with EventBridge Scheduler: one one-time `at(...)` schedule per
- * retry, in a dedicated group, whose target sends the attempt's message to the webhook lane and
- * which deletes itself after it fired.
+ * The retry schedules in EventBridge Scheduler: one one-time `at(...)` schedule per retry, in the
+ * retry group, whose target sends the attempt's message to the webhook lane and which deletes
+ * itself after it fired.
  */
-export class RetryScheduler {
+export class RetrySchedules {
   constructor(
     private readonly scheduler: SchedulerClient,
     private readonly settings: RetrySchedulerSettings,
