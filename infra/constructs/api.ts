@@ -50,7 +50,7 @@ export interface WorkflowApiProps {
 }
 
 /** The stage name, and so the first segment of every URL path. */
-export const STAGE_NAME = "v1";
+const STAGE_NAME = "v1";
 
 // Gateway response templates are plain substitution, not VTL. `messageString` arrives already
 // quoted; `validationErrorString` arrives escaped but unquoted.

@@ -82,7 +82,7 @@ export class RetryScheduler extends Construct {
   }
 
   /**
-   * Lets `fn` create, read and delete schedules in this group, firing with this role only, and
+   * Lets `fn` create and delete schedules in this group, firing with this role only, and
    * tells it the group, role, DLQ and target lane.
    */
   allowScheduling(fn: TeamFunction): void {
@@ -94,7 +94,7 @@ export class RetryScheduler extends Construct {
     });
     fn.addToRolePolicy(
       new PolicyStatement({
-        actions: ["scheduler:CreateSchedule", "scheduler:GetSchedule", "scheduler:DeleteSchedule"],
+        actions: ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
         resources: [schedulesInGroup],
       }),
     );

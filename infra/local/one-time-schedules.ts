@@ -26,15 +26,9 @@ export interface OneTimeSchedule {
   readonly groupName: string;
   readonly arn: string;
   readonly scheduleExpression: string;
-  readonly scheduleExpressionTimezone: string;
   readonly state: "ENABLED" | "DISABLED";
   readonly actionAfterCompletion: "NONE" | "DELETE";
-  readonly flexibleTimeWindow: { readonly Mode: string; readonly MaximumWindowInMinutes?: number };
   readonly target: ScheduleTarget;
-  readonly description?: string;
-  readonly startDate?: number;
-  readonly endDate?: number;
-  readonly kmsKeyArn?: string;
   /** Epoch milliseconds. */
   readonly createdAt: number;
   /** The at() time, epoch milliseconds. */
@@ -118,10 +112,6 @@ export class OneTimeSchedules implements SchedulerDiagnostics {
     const entry: Entry = { schedule, firesAt, fired: false };
     this.entries.set(key, entry);
     if (schedule.state === "ENABLED") this.arm(key, entry);
-  }
-
-  get(groupName: string, name: string): OneTimeSchedule {
-    return this.find(groupName, name).schedule;
   }
 
   delete(groupName: string, name: string): void {

@@ -62,7 +62,8 @@ const invalid = (message: string) => new SchedulerApiError(400, "ValidationExcep
 
 /**
  * Starts a stand-in for EventBridge Scheduler's one-time schedules that the real SDK client can
- * talk to (REST-JSON: CreateSchedule, GetSchedule, DeleteSchedule), firing into local SQS.
+ * talk to (REST-JSON: CreateSchedule and DeleteSchedule, what the retry schedules call), firing
+ * into local SQS.
  */
 export async function startSchedulerEmulator(
   options: SchedulerEmulatorOptions,
@@ -131,10 +132,6 @@ async function answer(
         schedules.create(schedule);
         return writeJson(response, { ScheduleArn: schedule.arn });
       }
-      case "GET": {
-        const schedule = schedules.get(url.searchParams.get("groupName") || "default", name);
-        return writeJson(response, describe(schedule));
-      }
       case "DELETE":
         schedules.delete(url.searchParams.get("groupName") || "default", name);
         return writeJson(response, {});
@@ -199,11 +196,7 @@ function parseCreateSchedule(name: string, body: Record<string, unknown>): OneTi
       `ScheduleExpressionTimezone "${timezone}": the local scheduler supports UTC only`,
     );
   }
-  const window = objectField(
-    body,
-    "FlexibleTimeWindow",
-    true,
-  ) as OneTimeSchedule["flexibleTimeWindow"];
+  const window = objectField(body, "FlexibleTimeWindow", true);
   if (window.Mode !== "OFF" && window.Mode !== "FLEXIBLE") {
     throw invalid("FlexibleTimeWindow.Mode must be OFF or FLEXIBLE");
   }
@@ -220,15 +213,9 @@ function parseCreateSchedule(name: string, body: Record<string, unknown>): OneTi
     groupName,
     arn: `arn:aws:scheduler:${localRegion}:${localAccountId}:schedule/${groupName}/${name}`,
     scheduleExpression,
-    scheduleExpressionTimezone: timezone,
     state,
     actionAfterCompletion,
-    flexibleTimeWindow: window,
     target,
-    description: optionalString(body, "Description"),
-    startDate: optionalNumber(body, "StartDate"),
-    endDate: optionalNumber(body, "EndDate"),
-    kmsKeyArn: optionalString(body, "KmsKeyArn"),
     createdAt: Date.now(),
     dueAt: parseAtExpression(scheduleExpression),
   };
@@ -290,27 +277,6 @@ function parseTarget(target: Record<string, unknown>): ScheduleTarget {
   };
 }
 
-/** GetSchedule's answer: timestamps in epoch seconds, as REST-JSON sends them. */
-function describe(schedule: OneTimeSchedule): Record<string, unknown> {
-  return {
-    Arn: schedule.arn,
-    GroupName: schedule.groupName,
-    Name: schedule.name,
-    ScheduleExpression: schedule.scheduleExpression,
-    ScheduleExpressionTimezone: schedule.scheduleExpressionTimezone,
-    State: schedule.state,
-    CreationDate: schedule.createdAt / 1000,
-    LastModificationDate: schedule.createdAt / 1000,
-    Target: schedule.target,
-    FlexibleTimeWindow: schedule.flexibleTimeWindow,
-    ActionAfterCompletion: schedule.actionAfterCompletion,
-    Description: schedule.description,
-    StartDate: schedule.startDate,
-    EndDate: schedule.endDate,
-    KmsKeyArn: schedule.kmsKeyArn,
-  };
-}
-
 function requiredString(from: Record<string, unknown>, key: string, path = ""): string {
   const value = optionalString(from, key, path);
   if (value === undefined || value === "") throw invalid(`${path}${key} is required`);
@@ -321,13 +287,6 @@ function optionalString(from: Record<string, unknown>, key: string, path = ""): 
   const value = from[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== "string") throw invalid(`${path}${key} must be a string`);
-  return value;
-}
-
-function optionalNumber(from: Record<string, unknown>, key: string): number | undefined {
-  const value = from[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "number") throw invalid(`${key} must be a timestamp`);
   return value;
 }
 

@@ -167,7 +167,7 @@ describe("lane access", () => {
 });
 
 describe("retry scheduling", () => {
-  it("lets the deliver function create, read and delete schedules only in the retry group", () => {
+  it("lets the deliver function create and delete schedules only in the retry group", () => {
     // Prepare
     const statements = statementsOf(stack.deliverFunction.executionRole);
 
@@ -181,7 +181,6 @@ describe("retry scheduling", () => {
     expect(actionsOf(scheduling[0] as Statement).sort()).toEqual([
       "scheduler:CreateSchedule",
       "scheduler:DeleteSchedule",
-      "scheduler:GetSchedule",
     ]);
     expect(JSON.stringify(scheduling[0]?.Resource)).toContain(
       `:schedule/${stack.retries.groupName}/*`,

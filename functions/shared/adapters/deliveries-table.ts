@@ -14,9 +14,9 @@ import { PayloadTooLargeError } from "#domain/errors";
 const SK = "DELIVERY";
 const ATTEMPT_PREFIX = "ATTEMPT#";
 /** Attempt logs expire (DynamoDB TTL) this long after the attempt was sent. */
-export const ATTEMPT_LOG_RETENTION_DAYS = 30;
+const ATTEMPT_LOG_RETENTION_DAYS = 30;
 /** The compressed body must leave room in the 400 KB item for the rest of the delivery. */
-export const MAX_STORED_BODY_BYTES = 300_000;
+const MAX_STORED_BODY_BYTES = 300_000;
 
 /**
  * Deliveries and their attempt logs: one item per delivery (`DELIVERY`) and one per attempt

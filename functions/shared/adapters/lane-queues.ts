@@ -2,7 +2,7 @@ import { SendMessageCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import type { DeliveryAttemptMessage, WorkflowStepMessage } from "#domain/messages";
 
 /** SQS caps a message's delay at 15 minutes. */
-export const MAX_MESSAGE_DELAY_SECONDS = 900;
+const MAX_MESSAGE_DELAY_SECONDS = 900;
 
 /** The SQS queue of a lane, as its senders see it: it carries one kind of message. */
 class LaneQueue<Message> {

@@ -6,7 +6,7 @@ import type { ObjectType } from "#domain/workflow";
 
 const SK = "RECORD";
 /** DynamoDB items stop at 400 KB; leave room for keys and attribute names. */
-export const MAX_RECORD_BYTES = 350_000;
+const MAX_RECORD_BYTES = 350_000;
 const MAX_WRITE_RACES = 8;
 
 interface RecordKey {

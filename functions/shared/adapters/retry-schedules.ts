@@ -68,7 +68,7 @@ export class RetrySchedules {
 }
 
 /** `at(yyyy-mm-ddThh:mm:ss)` in UTC, rounded up to the second so it never fires early. */
-export function atExpression(fireAt: Date): string {
+function atExpression(fireAt: Date): string {
   const seconds = new Date(Math.ceil(fireAt.getTime() / 1000) * 1000);
   return `at(${seconds.toISOString().slice(0, 19)})`;
 }

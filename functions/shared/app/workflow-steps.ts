@@ -35,7 +35,7 @@ export interface WorkflowStepsDeps {
 /** What a step did, for logs and metrics. */
 export type StepReport =
   | { readonly kind: "skipped"; readonly reason: string }
-  | { readonly kind: "started" | "waiting"; readonly actionType: string }
+  | { readonly kind: "waiting"; readonly actionType: string }
   | {
       readonly kind: "finished";
       readonly actionType: string;

@@ -204,7 +204,7 @@ export function judgeAttempt(
 }
 
 /** What the API shows of an attempt. */
-export function attemptView(attempt: Attempt) {
+function attemptView(attempt: Attempt) {
   return {
     number: attempt.number,
     scheduledAt: new Date(attempt.scheduledAt).toISOString(),

@@ -41,7 +41,7 @@ export const MAX_VERSIONS_PER_PROPERTY = 20;
  * A property value as stored: strings as given, numbers and booleans as JSON writes them, and
  * `null` as the empty string, which is how HubSpot records a cleared property.
  */
-export function storedValue(value: PropertyValue): string {
+function storedValue(value: PropertyValue): string {
   return value === null ? "" : String(value);
 }
 
