@@ -2,7 +2,6 @@ import { type App, CfnOutput, Duration, Stack, type StackProps, Validations } fr
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { Construct, Node } from "constructs";
-import { requestBodies } from "#domain/request-schemas";
 import { type ApiAuthorization, WorkflowApi } from "#infra/constructs/api";
 import { Lane, MAX_CONCURRENCY_RANGE } from "#infra/constructs/lanes";
 import { Monitoring } from "#infra/constructs/monitoring";
@@ -106,7 +105,11 @@ function apiAuthorization(
     case "token":
       return { type, authorizerFunctionArn: requiredString("apiTokenAuthorizerArn", raw, type) };
     case "cognito":
-      return { type, userPoolArn: requiredString("apiUserPoolArn", raw, type) };
+      return {
+        type,
+        userPoolArn: requiredString("apiUserPoolArn", raw, type),
+        userPoolClientIds: requiredList("apiUserPoolClientIds", raw, type),
+      };
   }
 }
 
@@ -116,6 +119,21 @@ function requiredString(key: string, raw: (key: string) => unknown, type: string
     throw new InvalidContextError(`context apiAuthorization=${type} needs ${key} as well`);
   }
   return value;
+}
+
+/** A list from `-c key=a,b` or from cdk.json as a string or an array of strings. */
+function requiredList(key: string, raw: (key: string) => unknown, type: string): string[] {
+  const value = raw(key);
+  const items = (Array.isArray(value) ? value : typeof value === "string" ? value.split(",") : [])
+    .map((item) => (typeof item === "string" ? item.trim() : item))
+    .filter((item) => item !== "");
+  if (items.length === 0) {
+    throw new InvalidContextError(`context apiAuthorization=${type} needs ${key} as well`);
+  }
+  if (!items.every((item): item is string => typeof item === "string")) {
+    throw new InvalidContextError(`context ${key} must be a list of strings`);
+  }
+  return items;
 }
 
 function oneOf<T extends string>(
@@ -221,7 +239,8 @@ export class WorkflowWebhooksStack extends Stack {
       entry: "functions/api/handler.ts",
       serviceName: "api",
       description: "The HTTP API behind API Gateway",
-      // API Gateway gives up after 29 seconds; running longer would only waste money.
+      // API Gateway gives up after 30 seconds; stopping just before keeps the timeout the
+      // function's own, logged and counted as an error.
       timeout: Duration.seconds(29),
       ...logging,
     });
@@ -272,7 +291,6 @@ export class WorkflowWebhooksStack extends Stack {
     this.api = new WorkflowApi(this, "Api", {
       handler: this.apiFunction,
       routes: apiRoutes,
-      requestBodies,
       authorization: settings.apiAuthorization,
       throttling: {
         rateLimit: settings.apiThrottlingRateLimit,

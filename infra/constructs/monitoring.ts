@@ -233,7 +233,7 @@ export class Monitoring extends Construct {
         8,
       ),
     );
-    const stage = props.api.restApi.deploymentStage;
+    const stage = props.api.stage;
     this.dashboard.addWidgets(
       graph("API requests and errors", [
         stage.metricCount({ statistic: "Sum" }).with({ label: "requests" }),

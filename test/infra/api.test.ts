@@ -1,238 +1,225 @@
 import { App, type CfnElement, Stack } from "aws-cdk-lib";
-import type { Template } from "aws-cdk-lib/assertions";
+import { Template } from "aws-cdk-lib/assertions";
+import { HttpMethod } from "aws-cdk-lib/aws-apigatewayv2";
+import { HttpLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
-import { requestBodies } from "#domain/request-schemas";
-import { requestBodySchema, WorkflowApi, type WorkflowApiProps } from "#infra/constructs/api";
+import { WorkflowApi, type WorkflowApiProps } from "#infra/constructs/api";
 import { type ApiRoute, apiRoutes } from "#shared/contract";
 import { synthesize } from "#test/synth";
 
 const AUTHORIZER_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:bearer-tokens";
 const USER_POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEf123";
+const USER_POOL_CLIENT_IDS = ["4tq8r1ambh3n0s8lpv1h2v3m4n", "7f0a9dd1c2b3e4f5a6b7c8d9e0"];
 
 const { stack, template } = synthesize();
 
 type Resource = { Properties: Record<string, unknown> };
 
-function methods(of: Template = template): Resource[] {
-  return Object.values(of.findResources("AWS::ApiGateway::Method")) as Resource[];
+function logicalId(construct: { node: { defaultChild?: unknown } }): string {
+  return stack.getLogicalId(construct.node.defaultChild as CfnElement);
 }
 
-/** The template's method for `apiRoutes[index]`. */
-function methodOfRoute(index: number): Resource | undefined {
-  const method = stack.api.methods[index];
-  if (method === undefined) return undefined;
-  const id = stack.getLogicalId(method.node.defaultChild as CfnElement);
-  return template.findResources("AWS::ApiGateway::Method")[id] as Resource | undefined;
+function routes(of: Template = template): Resource[] {
+  return Object.values(of.findResources("AWS::ApiGatewayV2::Route")) as Resource[];
 }
 
-/** A gateway response or log format with its variables replaced by values API Gateway could give. */
-function rendered(templateText: string): unknown {
-  return JSON.parse(
-    templateText
-      .replaceAll("$context.error.messageString", '"Missing Authentication Token"')
-      .replaceAll(
-        "$context.error.validationErrorString",
-        '[object has missing required properties ([\\"name\\"])]',
-      )
-      .replaceAll("$context.error.responseType", "MISSING_AUTHENTICATION_TOKEN"),
+/** `RouteKey` of every route whose authorization is not `type`, or is missing its authorizer. */
+function routesNotAuthorizedBy(of: Template, type: string, authorizerId?: string): string[] {
+  return routes(of)
+    .filter(
+      (route) =>
+        route.Properties.AuthorizationType !== type ||
+        (authorizerId !== undefined &&
+          JSON.stringify(route.Properties.AuthorizerId) !== JSON.stringify({ Ref: authorizerId })),
+    )
+    .map((route) => String(route.Properties.RouteKey));
+}
+
+/** The access log format with its one unquoted variable replaced by a value API Gateway could give. */
+function rendered(format: string): Record<string, unknown> {
+  return JSON.parse(format.replaceAll("$context.error.messageString", '"Forbidden"'));
+}
+
+function onlyStage(of: Template = template): Resource {
+  const stages = Object.values(of.findResources("AWS::ApiGatewayV2::Stage")) as Resource[];
+  expect(stages).toHaveLength(1);
+  return stages[0] as Resource;
+}
+
+/** The API's props in a scratch stack of its own, with `overrides` on top. */
+function apiProps(overrides: Partial<WorkflowApiProps> = {}): {
+  scope: Stack;
+  props: WorkflowApiProps;
+} {
+  // CloudFormation's own template checks are slow and are the business of the nag tests.
+  const scope = new Stack(new App({ builtinCloudFormationValidation: false }), "Scratch");
+  const handler = LambdaFunction.fromFunctionArn(
+    scope,
+    "Handler",
+    "arn:aws:lambda:eu-west-1:123456789012:function:api",
   );
+  return {
+    scope,
+    props: {
+      handler,
+      routes: apiRoutes,
+      authorization: { type: "iam" },
+      throttling: { rateLimit: 10, burstLimit: 20 },
+      logRetention: RetentionDays.ONE_WEEK,
+      ...overrides,
+    },
+  };
 }
 
-describe("authorization", () => {
-  it("has one method per route, each requiring IAM (SigV4) by default", () => {
+describe("the routes", () => {
+  it("are the contract's routes, plus a catch-all that lets the handler answer unknown paths", () => {
     // Act
-    const found = methods();
-    const routes = stack.api.methods.map(
-      (method) => `${method.httpMethod} ${method.resource.path}`,
-    );
+    const keys = routes().map((route) => route.Properties.RouteKey);
 
     // Assess
-    expect(routes).toEqual(apiRoutes.map((route) => `${route.method} ${route.path}`));
-    expect(found).toHaveLength(apiRoutes.length);
-    expect(found.map((method) => method.Properties.AuthorizationType)).toEqual(
-      apiRoutes.map(() => "AWS_IAM"),
+    expect(keys).toHaveLength(apiRoutes.length + 1);
+    expect(keys).toEqual(
+      expect.arrayContaining([
+        ...apiRoutes.map((route) => `${route.method} ${route.path}`),
+        "$default",
+      ]),
     );
   });
 
-  it("switches every method to a Lambda token authorizer with apiAuthorization=token", () => {
+  it("all require IAM (SigV4) by default", () => {
+    // Act
+    const unsigned = routesNotAuthorizedBy(template, "AWS_IAM");
+
+    // Assess
+    expect(routes().length).toBeGreaterThan(apiRoutes.length);
+    expect(unsigned).toEqual([]);
+  });
+
+  it("are all found out when one of them loses its authorization", () => {
+    // Prepare
+    const { scope, props: iam } = apiProps();
+    const api = new WorkflowApi(scope, "Api", iam);
+    api.httpApi.addRoutes({
+      path: "/open",
+      methods: [HttpMethod.GET],
+      integration: new HttpLambdaIntegration("Open", iam.handler),
+    });
+
+    // Act
+    const unsigned = routesNotAuthorizedBy(Template.fromStack(scope), "AWS_IAM");
+
+    // Assess
+    expect(unsigned).toEqual(["GET /open"]);
+  });
+
+  it("switch to a Lambda token authorizer, with the REST API's input and IAM policy answers", () => {
     // Act
     const token = synthesize({ apiAuthorization: "token", apiTokenAuthorizerArn: AUTHORIZER_ARN });
-    const authorizers = Object.entries(token.template.findResources("AWS::ApiGateway::Authorizer"));
-
-    // Assess
-    expect(authorizers).toHaveLength(1);
-    const [authorizerId, authorizer] = authorizers[0] as [string, Resource];
-    expect(authorizer.Properties.Type).toBe("TOKEN");
-    expect(JSON.stringify(authorizer.Properties.AuthorizerUri)).toContain(AUTHORIZER_ARN);
-    token.template.hasResourceProperties("AWS::Lambda::Permission", {
-      FunctionName: AUTHORIZER_ARN,
-      Principal: "apigateway.amazonaws.com",
-    });
-    for (const method of methods(token.template)) {
-      expect(method.Properties).toMatchObject({
-        AuthorizationType: "CUSTOM",
-        AuthorizerId: { Ref: authorizerId },
-      });
-    }
-  });
-
-  it("switches every method to a Cognito user pool with apiAuthorization=cognito", () => {
-    // Act
-    const cognito = synthesize({ apiAuthorization: "cognito", apiUserPoolArn: USER_POOL_ARN });
     const authorizers = Object.entries(
-      cognito.template.findResources("AWS::ApiGateway::Authorizer"),
+      token.template.findResources("AWS::ApiGatewayV2::Authorizer"),
     );
 
     // Assess
     expect(authorizers).toHaveLength(1);
     const [authorizerId, authorizer] = authorizers[0] as [string, Resource];
     expect(authorizer.Properties).toMatchObject({
-      Type: "COGNITO_USER_POOLS",
-      ProviderARNs: [USER_POOL_ARN],
+      AuthorizerType: "REQUEST",
+      AuthorizerPayloadFormatVersion: "1.0",
+      IdentitySource: ["$request.header.Authorization"],
+      AuthorizerResultTtlInSeconds: 300,
     });
-    for (const method of methods(cognito.template)) {
-      expect(method.Properties).toMatchObject({
-        AuthorizationType: "COGNITO_USER_POOLS",
-        AuthorizerId: { Ref: authorizerId },
-      });
-    }
+    expect(authorizer.Properties.EnableSimpleResponses).toBeUndefined();
+    expect(JSON.stringify(authorizer.Properties.AuthorizerUri)).toContain(AUTHORIZER_ARN);
+    token.template.hasResourceProperties("AWS::Lambda::Permission", {
+      FunctionName: AUTHORIZER_ARN,
+      Principal: "apigateway.amazonaws.com",
+    });
+    expect(routesNotAuthorizedBy(token.template, "CUSTOM", authorizerId)).toEqual([]);
+  });
+
+  it("switch to the Cognito user pool's tokens for the given app clients", () => {
+    // Act
+    const cognito = synthesize({
+      apiAuthorization: "cognito",
+      apiUserPoolArn: USER_POOL_ARN,
+      apiUserPoolClientIds: USER_POOL_CLIENT_IDS.join(","),
+    });
+    const authorizers = Object.entries(
+      cognito.template.findResources("AWS::ApiGatewayV2::Authorizer"),
+    );
+
+    // Assess
+    expect(authorizers).toHaveLength(1);
+    const [authorizerId, authorizer] = authorizers[0] as [string, Resource];
+    expect(authorizer.Properties).toMatchObject({
+      AuthorizerType: "JWT",
+      IdentitySource: ["$request.header.Authorization"],
+      JwtConfiguration: {
+        Audience: USER_POOL_CLIENT_IDS,
+        Issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_AbCdEf123",
+      },
+    });
+    expect(routesNotAuthorizedBy(cognito.template, "JWT", authorizerId)).toEqual([]);
   });
 });
 
-describe("request validation", () => {
-  it("validates bodies and parameters on every method", () => {
+describe("the integration", () => {
+  it("sends every route to the api function as a payload format 1.0 proxy event", () => {
     // Act
-    const validators = Object.entries(template.findResources("AWS::ApiGateway::RequestValidator"));
+    const integrations = Object.entries(
+      template.findResources("AWS::ApiGatewayV2::Integration"),
+    ) as Array<[string, Resource]>;
 
     // Assess
-    expect(validators).toHaveLength(1);
-    const [validatorId, validator] = validators[0] as [string, Resource];
-    expect(validator.Properties).toMatchObject({
-      ValidateRequestBody: true,
-      ValidateRequestParameters: true,
+    expect(integrations).toHaveLength(1);
+    const [integrationId, integration] = integrations[0] as [string, Resource];
+    expect(integration.Properties).toMatchObject({
+      IntegrationType: "AWS_PROXY",
+      IntegrationUri: { "Fn::GetAtt": [logicalId(stack.apiFunction), "Arn"] },
+      PayloadFormatVersion: "1.0",
     });
-    for (const method of methods()) {
-      expect(method.Properties.RequestValidatorId).toEqual({ Ref: validatorId });
-    }
-  });
-
-  it("declares every path parameter of a route as required", () => {
-    for (const [index, route] of apiRoutes.entries()) {
-      // Prepare
-      const names = [...route.path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]);
-
-      // Act
-      const method = methodOfRoute(index);
-
-      // Assess
-      expect(method?.Properties.RequestParameters, `${route.method} ${route.path}`).toEqual(
-        Object.fromEntries(names.map((name) => [`method.request.path.${name}`, true])),
+    for (const route of routes()) {
+      expect(JSON.stringify(route.Properties.Target), String(route.Properties.RouteKey)).toContain(
+        integrationId,
       );
     }
   });
 
-  it("checks each body against a model generated from the handler's own zod schema", () => {
-    // Prepare
-    const models = template.findResources("AWS::ApiGateway::Model");
-    const routes: readonly ApiRoute[] = apiRoutes;
-
-    for (const [index, route] of routes.entries()) {
-      // Act
-      const method = methodOfRoute(index);
-      const modelRef = (
-        method?.Properties.RequestModels as Record<string, { Ref: string }> | undefined
-      )?.["application/json"];
-
-      // Assess
-      if (route.body === undefined) {
-        expect(modelRef, `${route.method} ${route.path}`).toBeUndefined();
-        continue;
-      }
-      const model = models[modelRef?.Ref ?? ""];
-      const generated = z.toJSONSchema(requestBodies[route.body], {
-        target: "draft-04",
-        io: "input",
-      });
-      expect(model?.Properties.ContentType).toBe("application/json");
-      expect(model?.Properties.Schema).toEqual({
-        ...generated,
-        title: `${route.body} request body`,
-      });
-    }
-  });
-
-  it("writes draft-4 JSON Schema in CDK's spelling, keeping property names that look like keywords", () => {
-    // Prepare
-    const schema = z.strictObject({ $ref: z.string(), nested: z.object({ $schema: z.number() }) });
-
+  it("waits longer than the function may run, so a slow request ends with the function's timeout", () => {
     // Act
-    const converted = requestBodySchema(schema, "odd names") as Record<string, unknown>;
+    const integration = Object.values(
+      template.findResources("AWS::ApiGatewayV2::Integration"),
+    )[0] as Resource;
+    const fn = template.findResources("AWS::Lambda::Function")[logicalId(stack.apiFunction)];
 
     // Assess
-    expect(converted.schema).toBe("http://json-schema.org/draft-04/schema#");
-    expect(converted).not.toHaveProperty("$schema");
-    expect(converted.properties).toEqual({
-      $ref: { type: "string" },
-      nested: {
-        type: "object",
-        properties: { $schema: { type: "number" } },
-        required: ["$schema"],
-      },
-    });
+    // Without TimeoutInMillis, HTTP APIs wait 30 s, their maximum.
+    expect(integration.Properties.TimeoutInMillis).toBeUndefined();
+    expect(fn?.Properties.Timeout).toBe(29);
   });
-});
 
-describe("API Gateway's own errors", () => {
-  it("answer in the project's error shape, with the validator's message for a bad body", () => {
+  it("lets API Gateway invoke the function with one permission for the whole API", () => {
     // Act
-    const responses = Object.values(
-      template.findResources("AWS::ApiGateway::GatewayResponse"),
-    ) as Resource[];
-    const byType = Object.fromEntries(
-      responses.map((response) => [
-        response.Properties.ResponseType,
-        rendered(
-          (response.Properties.ResponseTemplates as Record<string, string>)["application/json"] ??
-            "",
-        ),
-      ]),
+    const permissions = Object.values(template.findResources("AWS::Lambda::Permission")).filter(
+      (permission) =>
+        permission.Properties.Principal === "apigateway.amazonaws.com" &&
+        JSON.stringify(permission.Properties.FunctionName).includes(logicalId(stack.apiFunction)),
     );
 
     // Assess
-    expect(byType.BAD_REQUEST_BODY).toEqual({
-      error: {
-        code: "invalid_request",
-        message: '[object has missing required properties (["name"])]',
-      },
-    });
-    expect(byType.MISSING_AUTHENTICATION_TOKEN).toEqual({
-      error: { code: "unauthorized", message: "Missing Authentication Token" },
-    });
-    for (const type of [
-      "DEFAULT_4XX",
-      "DEFAULT_5XX",
-      "ACCESS_DENIED",
-      "THROTTLED",
-      "REQUEST_TOO_LARGE",
-    ]) {
-      expect(byType[type], type).toEqual({
-        error: {
-          code: expect.stringMatching(/^[a-z_]+$/),
-          message: "Missing Authentication Token",
-        },
-      });
-    }
+    expect(permissions).toHaveLength(1);
+    const sourceArn = JSON.stringify(permissions[0]?.Properties.SourceArn);
+    expect(sourceArn).toContain(logicalId(stack.api.httpApi));
+    expect(sourceArn).toContain("/*/*/*");
   });
 });
 
 describe("the stage", () => {
-  it("logs every request as JSON with its request ids", () => {
+  it("logs every request as JSON with its request ids and the gateway's reasons", () => {
     // Act
-    const stage = Object.values(template.findResources("AWS::ApiGateway::Stage"))[0] as Resource;
-    const setting = stage.Properties.AccessLogSetting as {
+    const setting = onlyStage().Properties.AccessLogSettings as {
       Format: string;
       DestinationArn: unknown;
     };
@@ -241,45 +228,28 @@ describe("the stage", () => {
     expect(rendered(setting.Format)).toMatchObject({
       requestId: "$context.requestId",
       extendedRequestId: "$context.extendedRequestId",
-      lambdaRequestId: "$context.awsEndpointRequestId",
+      lambdaRequestId: "$context.integration.requestId",
+      routeKey: "$context.routeKey",
       status: "$context.status",
+      functionStatus: "$context.integration.status",
+      integrationError: "$context.integration.error",
+      authorizerError: "$context.authorizer.error",
+      errorMessage: "Forbidden",
     });
-    expect(JSON.stringify(setting.DestinationArn)).toContain(
-      stack.getLogicalId(stack.api.accessLogs.node.defaultChild as CfnElement),
-    );
+    expect(JSON.stringify(setting.DestinationArn)).toContain(logicalId(stack.api.accessLogs));
   });
 
-  it("logs execution at INFO without request or response bodies, traces, and throttles", () => {
+  it("is v1, deployed on every change, and throttles each route", () => {
     // Act
-    const stage = Object.values(template.findResources("AWS::ApiGateway::Stage"))[0] as Resource;
+    const stage = onlyStage();
 
     // Assess
     expect(stage.Properties).toMatchObject({
+      ApiId: { Ref: logicalId(stack.api.httpApi) },
       StageName: "v1",
-      TracingEnabled: true,
-      MethodSettings: [
-        {
-          HttpMethod: "*",
-          ResourcePath: "/*",
-          LoggingLevel: "INFO",
-          DataTraceEnabled: false,
-          ThrottlingRateLimit: 50,
-          ThrottlingBurstLimit: 100,
-        },
-      ],
+      AutoDeploy: true,
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
     });
-  });
-
-  it("keeps execution logs for the configured retention", () => {
-    // Act
-    const group =
-      template.findResources("AWS::Logs::LogGroup")[
-        stack.getLogicalId(stack.api.executionLogs.node.defaultChild as CfnElement)
-      ];
-
-    // Assess
-    expect(JSON.stringify(group?.Properties.LogGroupName)).toContain("API-Gateway-Execution-Logs_");
-    expect(group?.Properties.RetentionInDays).toBe(30);
   });
 
   it("takes its throttling from the context options", () => {
@@ -287,41 +257,36 @@ describe("the stage", () => {
     const throttled = synthesize({ apiThrottlingRateLimit: 5, apiThrottlingBurstLimit: "7" });
 
     // Assess
-    throttled.template.hasResourceProperties("AWS::ApiGateway::Stage", {
-      MethodSettings: [{ ThrottlingRateLimit: 5, ThrottlingBurstLimit: 7 }],
+    expect(onlyStage(throttled.template).Properties.DefaultRouteSettings).toEqual({
+      ThrottlingRateLimit: 5,
+      ThrottlingBurstLimit: 7,
+    });
+  });
+
+  it("keeps access logs for the configured retention", () => {
+    // Act
+    const group = template.findResources("AWS::Logs::LogGroup")[logicalId(stack.api.accessLogs)];
+
+    // Assess
+    expect(group?.Properties.RetentionInDays).toBe(30);
+  });
+
+  it("gives the URL of the stage, ending in /v1/, as the ApiUrl output", () => {
+    // Act
+    const output = template.findOutputs("ApiUrl").ApiUrl as { Value: unknown };
+
+    // Assess
+    expect(output.Value).toEqual({
+      "Fn::Join": ["", [{ "Fn::GetAtt": [logicalId(stack.api.httpApi), "ApiEndpoint"] }, "/v1/"]],
     });
   });
 });
 
 describe("the API's constructor", () => {
-  function props(overrides: Partial<WorkflowApiProps> = {}): {
-    scope: Stack;
-    props: WorkflowApiProps;
-  } {
-    const scope = new Stack(new App(), "Scratch");
-    const handler = LambdaFunction.fromFunctionArn(
-      scope,
-      "Handler",
-      "arn:aws:lambda:eu-west-1:123456789012:function:api",
-    );
-    return {
-      scope,
-      props: {
-        handler,
-        routes: apiRoutes,
-        requestBodies,
-        authorization: { type: "iam" },
-        throttling: { rateLimit: 10, burstLimit: 20 },
-        logRetention: RetentionDays.ONE_WEEK,
-        ...overrides,
-      },
-    };
-  }
-
   it("refuses a route declared twice", () => {
     // Prepare
     const route: ApiRoute = { method: "GET", path: "/health" };
-    const { scope, props: duplicated } = props({ routes: [route, route] });
+    const { scope, props: duplicated } = apiProps({ routes: [route, route] });
 
     // Act
     const create = () => new WorkflowApi(scope, "Api", duplicated);
@@ -330,23 +295,9 @@ describe("the API's constructor", () => {
     expect(create).toThrow(/route GET \/health is declared twice/);
   });
 
-  it("refuses a route whose body has no schema", () => {
-    // Prepare
-    const { workflow: _omitted, ...fewer } = requestBodies;
-    const { scope, props: missing } = props({
-      requestBodies: fewer as unknown as WorkflowApiProps["requestBodies"],
-    });
-
-    // Act
-    const create = () => new WorkflowApi(scope, "Api", missing);
-
-    // Assess
-    expect(create).toThrow(/names request body "workflow", which has no schema/);
-  });
-
   it("refuses a token authorizer that is not a Lambda function ARN", () => {
     // Prepare
-    const { scope, props: token } = props({
+    const { scope, props: token } = apiProps({
       authorization: { type: "token", authorizerFunctionArn: USER_POOL_ARN },
     });
 
@@ -357,9 +308,41 @@ describe("the API's constructor", () => {
     expect(create).toThrow(/token authorization needs the ARN of a Lambda function/);
   });
 
+  it("refuses Cognito authorization without an app client, since no token could pass", () => {
+    // Prepare
+    const { scope, props: cognito } = apiProps({
+      authorization: { type: "cognito", userPoolArn: USER_POOL_ARN, userPoolClientIds: [] },
+    });
+
+    // Act
+    const create = () => new WorkflowApi(scope, "Api", cognito);
+
+    // Assess
+    expect(create).toThrow(/Cognito authorization needs at least one app client id/);
+  });
+
+  it("refuses an app client id Cognito could not have issued", () => {
+    // Prepare
+    const { scope, props: cognito } = apiProps({
+      authorization: {
+        type: "cognito",
+        userPoolArn: USER_POOL_ARN,
+        userPoolClientIds: ["client/one"],
+      },
+    });
+
+    // Act
+    const create = () => new WorkflowApi(scope, "Api", cognito);
+
+    // Assess
+    expect(create).toThrow(/"client\/one" is not a Cognito app client id/);
+  });
+
   it("refuses throttling without a positive rate", () => {
     // Prepare
-    const { scope, props: unthrottled } = props({ throttling: { rateLimit: 0, burstLimit: 10 } });
+    const { scope, props: unthrottled } = apiProps({
+      throttling: { rateLimit: 0, burstLimit: 10 },
+    });
 
     // Act
     const create = () => new WorkflowApi(scope, "Api", unthrottled);

@@ -196,14 +196,29 @@ describe("the dashboard", () => {
       "Errors",
       "Throttles",
       "Duration",
-      "4XXError",
-      "5XXError",
       "Latency",
       '\\"p50\\"',
       '\\"p95\\"',
       '\\"p99\\"',
     ]) {
       expect(body, shown).toContain(shown);
+    }
+  });
+
+  it("reads the API's requests, errors and latency from its v1 stage, by the HTTP API's names", () => {
+    // Prepare
+    const dashboard = Object.values(template.findResources("AWS::CloudWatch::Dashboard"))[0];
+    const body = JSON.stringify(dashboard?.Properties.DashboardBody);
+    const apiId = `{"Ref":"${logicalId(stack.api.httpApi)}"}`;
+
+    for (const name of ["Count", "4xx", "5xx", "Latency"]) {
+      // Act
+      const shown = body.includes(
+        `[\\"AWS/ApiGateway\\",\\"${name}\\",\\"ApiId\\",\\"",${apiId},"\\",\\"Stage\\",\\"v1\\",`,
+      );
+
+      // Assess
+      expect(shown, name).toBe(true);
     }
   });
 });

@@ -70,6 +70,7 @@ describe("synthesis", () => {
       {
         apiAuthorization: "cognito",
         apiUserPoolArn: "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc123",
+        apiUserPoolClientIds: "4tq8r1ambh3n0s8lpv1h2v3m4n",
       },
     ],
     [

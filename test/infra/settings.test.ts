@@ -40,7 +40,7 @@ describe("the stack's context options", () => {
     });
   });
 
-  it("choose a token authorizer or a Cognito user pool, each with its ARN", () => {
+  it("choose a token authorizer or a Cognito user pool, each with its ARN, the pool with its clients", () => {
     // Act
     const token = settingsWith({
       apiAuthorization: "token",
@@ -49,6 +49,12 @@ describe("the stack's context options", () => {
     const cognito = settingsWith({
       apiAuthorization: "cognito",
       apiUserPoolArn: "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc123",
+      apiUserPoolClientIds: "client1, client2",
+    });
+    const cognitoFromCdkJson = settingsWith({
+      apiAuthorization: "cognito",
+      apiUserPoolArn: "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc123",
+      apiUserPoolClientIds: ["client3"],
     });
 
     // Assess
@@ -59,7 +65,9 @@ describe("the stack's context options", () => {
     expect(cognito.apiAuthorization).toEqual({
       type: "cognito",
       userPoolArn: "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc123",
+      userPoolClientIds: ["client1", "client2"],
     });
+    expect(cognitoFromCdkJson.apiAuthorization).toMatchObject({ userPoolClientIds: ["client3"] });
   });
 
   it.each([
@@ -68,6 +76,22 @@ describe("the stack's context options", () => {
     [
       { apiAuthorization: "cognito", apiUserPoolArn: "" },
       /apiAuthorization=cognito needs apiUserPoolArn/,
+    ],
+    [
+      {
+        apiAuthorization: "cognito",
+        apiUserPoolArn: "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc123",
+        apiUserPoolClientIds: " , ",
+      },
+      /apiAuthorization=cognito needs apiUserPoolClientIds/,
+    ],
+    [
+      {
+        apiAuthorization: "cognito",
+        apiUserPoolArn: "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_Abc123",
+        apiUserPoolClientIds: ["client1", 2],
+      },
+      /apiUserPoolClientIds must be a list of strings/,
     ],
     [
       { webhookLaneMaxConcurrency: "1" },
