@@ -12,7 +12,10 @@ import { lambdaContext } from "./lambda-context.ts";
 import type { ErrorReporter } from "./log.ts";
 import { close, httpUrl, listen, localAccountId, loopback } from "./net.ts";
 
-/** The API's Lambda handler: REST API (v1) proxy events in, proxy results out. */
+/**
+ * The API's Lambda handler: proxy events of payload format 1.0 in (what the HTTP API's
+ * integration sends, the REST API's event shape), proxy results out.
+ */
 export type ApiHandler = (
   event: APIGatewayProxyEvent,
   context: Context,
@@ -35,7 +38,10 @@ export interface ApiGateway {
 }
 
 const STAGE = "local";
-/** API Gateway's limits: the largest payload it accepts and its integration timeout. */
+/**
+ * The limits a request meets on AWS: the largest payload API Gateway accepts, and the api
+ * function's timeout, which ends a request before the gateway's own 30 s do.
+ */
 export const MAX_GATEWAY_BODY_BYTES = 10 * 1024 * 1024;
 const INTEGRATION_TIMEOUT_MS = 29_000;
 const FUNCTION_NAME = "api";
@@ -67,7 +73,7 @@ class GatewayError extends Error {
 
 /**
  * Starts an HTTP server in place of API Gateway: each request to a route of `apiRoutes` becomes
- * a REST API proxy event for the handler, whose result is written back.
+ * a payload format 1.0 proxy event for the handler, whose result is written back.
  */
 export async function startApiGateway(options: ApiGatewayOptions): Promise<ApiGateway> {
   const resources = resourcesOf(options.routes ?? apiRoutes);
