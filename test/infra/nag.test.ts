@@ -45,17 +45,27 @@ function acknowledgements(app: IConstruct): Acknowledgement[] {
   );
 }
 
+/**
+ * CloudFormation's template checks are slow: 30 to 60 s on two cores busy with other work, over
+ * the default test timeout, and a timeout there says nothing about the template.
+ */
+const CLOUDFORMATION_CHECKS_TIMEOUT_MS = 120_000;
+
 describe("synthesis", () => {
-  it("reports nothing from cdk-nag, CDK or CloudFormation's checks for the app as cdk.json configures it", () => {
-    // Prepare
-    const app = buildApp({}, { cloudFormationChecks: true });
+  it(
+    "reports nothing from cdk-nag, CDK or CloudFormation's checks for the app as cdk.json configures it",
+    () => {
+      // Prepare
+      const app = buildApp({}, { cloudFormationChecks: true });
 
-    // Act
-    const report = validationReport(app);
+      // Act
+      const report = validationReport(app);
 
-    // Assess
-    expect(report).toEqual([]);
-  });
+      // Assess
+      expect(report).toEqual([]);
+    },
+    CLOUDFORMATION_CHECKS_TIMEOUT_MS,
+  );
 
   it.each([
     [
