@@ -12,6 +12,7 @@ import {
   makeDeliveryAttempt,
   RetryScheduleError,
 } from "#app/delivery-attempts";
+import { HostAdmission } from "#domain/host-admission";
 import { parseDeliveryAttemptMessage } from "#domain/messages";
 import {
   extraCaCertificates,
@@ -37,6 +38,8 @@ const deps: DeliveryAttemptsDeps = {
     allowPrivateTargets: settings.allowPrivateTargets,
     ca: extraCaCertificates(),
   }),
+  // One per instance: it shares out this instance's part of the lane among receivers.
+  admission: new HostAdmission(),
   now: Date.now,
   random: Math.random,
   // Longer than the function may run, so a lease only lapses when its holder is gone.
@@ -68,12 +71,19 @@ function recordReport(log: typeof logger, report: AttemptReport): void {
     log.info("attempt skipped", { reason: report.reason });
     return;
   }
+  if (report.kind === "deferred") {
+    log.info("attempt deferred", { reason: report.reason, delayMs: report.delayMs });
+    metrics.addMetric(metricNames.deliveryDeferred, "Count", 1);
+    return;
+  }
+  if (report.paused) metrics.addMetric(metricNames.deliveryPaused, "Count", 1);
   const { delivery, attempt, verdict } = report;
   log.info("delivery attempt", {
     enrollmentId: delivery.enrollmentId,
     workflowId: delivery.workflowId,
     actionId: delivery.actionId,
     outcome: verdict.status,
+    ...(report.paused ? { paused: true } : {}),
     statusCode: attempt.statusCode,
     error: attempt.error,
     durationMs: attempt.durationMs,
@@ -83,7 +93,8 @@ function recordReport(log: typeof logger, report: AttemptReport): void {
       : {}),
     ...(verdict.status === "failed" ? { failureReason: verdict.reason } : {}),
   });
-  metrics.addMetric(metricNames.deliveryLatency, "Milliseconds", attempt.durationMs);
+  if (!report.paused)
+    metrics.addMetric(metricNames.deliveryLatency, "Milliseconds", attempt.durationMs);
   if (report.fromSchedule) metrics.addMetric(metricNames.retryFired, "Count", 1);
   if (verdict.status === "succeeded") metrics.addMetric(metricNames.deliverySucceeded, "Count", 1);
   if (verdict.status === "failed") metrics.addMetric(metricNames.deliveryFailed, "Count", 1);

@@ -101,6 +101,10 @@ export const metrics = {
     retryScheduleFailed: "RetryScheduleFailed",
     /** A scheduled retry arrived on the lane (the schedule fired). */
     retryFired: "RetryFired",
+    /** An attempt went back on the lane because its receiver had its share in flight. */
+    deliveryDeferred: "DeliveryDeferred",
+    /** An attempt failed unsent because its receiver's breaker was open. */
+    deliveryPaused: "DeliveryPaused",
     enrollmentStarted: "EnrollmentStarted",
     enrollmentCompleted: "EnrollmentCompleted",
   },

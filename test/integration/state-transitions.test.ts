@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
 import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { AppsTable } from "#adapters/apps-table";
 import { DeliveriesTable } from "#adapters/deliveries-table";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
@@ -20,6 +20,7 @@ import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { deliveryIdFor } from "#domain/delivery";
 import { newEnrollment } from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
+import { DEFAULT_HOST_ADMISSION, HostAdmission } from "#domain/host-admission";
 import { applyPropertyChanges } from "#domain/record";
 import type { WorkflowAction } from "#domain/workflow";
 import {
@@ -51,6 +52,8 @@ let tables: {
   deliveries: DeliveriesTable;
 };
 let steps: WorkflowStepsDeps;
+/** The receiver as lane messages name it: `127.0.0.1:<port>`. */
+let receiverHost: string;
 let deliver: DeliveryAttemptsDeps;
 
 beforeAll(async () => {
@@ -61,6 +64,7 @@ beforeAll(async () => {
     return answers[path]?.(previous) ?? { status: 200, body: "ok" };
   });
   webhookClient = createWebhookClient({ allowPrivateTargets: true, ca: certificate.cert });
+  receiverHost = new URL(receiver.url("/")).host;
   const names = aws.resources.tables;
   tables = {
     apps: new AppsTable(aws.documents, names.apps),
@@ -85,6 +89,7 @@ beforeAll(async () => {
     webhookLane,
     retrySchedules: new RetrySchedules(new SchedulerClient({ region: "us-east-1" }), SCHEDULER),
     webhookClient,
+    admission: new HostAdmission(),
     now: Date.now,
     random: () => 0,
     leaseMs: 90_000,
@@ -253,7 +258,7 @@ describe("enrollment state under duplicate and concurrent messages", () => {
 
     // Assess
     expect(new Set(laneMessages.map((m) => JSON.stringify(m)))).toEqual(
-      new Set([JSON.stringify({ deliveryId, attempt: 1 })]),
+      new Set([JSON.stringify({ deliveryId, attempt: 1, host: receiverHost })]),
     );
     expect(receiver.requestsTo("/once")).toHaveLength(1);
     expect(ended).toEqual([
@@ -333,7 +338,7 @@ describe("delivery attempts under duplicate and concurrent messages", () => {
       Target: {
         Arn: SCHEDULER.laneQueueArn,
         RoleArn: SCHEDULER.roleArn,
-        Input: JSON.stringify({ deliveryId, attempt: 2 }),
+        Input: JSON.stringify({ deliveryId, attempt: 2, host: receiverHost }),
         RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
       },
     });
@@ -419,4 +424,104 @@ describe("targets the address policy refuses", () => {
     expect(schedulerMock.commandCalls(CreateScheduleCommand)).toHaveLength(0);
     expect(receiver.requestsTo("/private")).toHaveLength(0);
   });
+});
+
+describe("each receiver's share of the lane", () => {
+  const quickLimits = {
+    ...DEFAULT_HOST_ADMISSION,
+    initialLimit: 1,
+    maxLimit: 1,
+    admitWaitMs: 0,
+    breakerThreshold: 1,
+  };
+
+  it("puts an attempt back on the lane, unread and unsent, while its receiver has its share in flight", async () => {
+    // Prepare: the receiver holds its only slot with an attempt that is not answered yet
+    answers["/held"] = () => ({ hang: true });
+    const admission = new HostAdmission(quickLimits);
+    const slowClient = createWebhookClient({
+      allowPrivateTargets: true,
+      ca: certificate.cert,
+      responseTimeoutMs: 1_000,
+    });
+    const held = await startedDelivery("/held");
+    const waiting = await startedDelivery("/waiting");
+    const holding = makeDeliveryAttempt(
+      { ...deliver, admission, webhookClient: slowClient },
+      { deliveryId: held, attempt: 1, host: receiverHost },
+    );
+    await vi.waitFor(() => expect(receiver.requestsTo("/held")).toHaveLength(1));
+
+    // Act
+    const report = await makeDeliveryAttempt(
+      { ...deliver, admission },
+      { deliveryId: waiting, attempt: 1, host: receiverHost, deferrals: 1 },
+    );
+    await holding;
+    await slowClient.close();
+
+    // Assess
+    expect(report).toEqual({
+      kind: "deferred",
+      reason: `${receiverHost} has 1 attempts in flight, its limit`,
+      delayMs: 2_000,
+    });
+    expect(receiver.requestsTo("/waiting")).toHaveLength(0);
+    expect((await tables.deliveries.getWithAttempts(waiting))?.delivery).toMatchObject({
+      status: "pending",
+      attemptCount: 0,
+    });
+    expect(await aws.drain("webhookLane")).toEqual([]);
+    const back = await vi.waitFor(
+      async () => {
+        const messages = await aws.drain("webhookLane");
+        expect(messages).toHaveLength(1);
+        return messages;
+      },
+      { timeout: 8_000, interval: 250 },
+    );
+    expect(back).toEqual([{ deliveryId: waiting, attempt: 1, host: receiverHost, deferrals: 2 }]);
+  }, 20_000);
+
+  it("fails an attempt unsent while its receiver's breaker is open, and retries it by the policy", async () => {
+    // Prepare: one attempt that the receiver never answers in time opens its breaker
+    const admission = new HostAdmission(quickLimits);
+    const slowClient = createWebhookClient({
+      allowPrivateTargets: true,
+      ca: certificate.cert,
+      responseTimeoutMs: 200,
+    });
+    answers["/hangs"] = () => ({ hang: true });
+    const first = await startedDelivery("/hangs");
+    const second = await startedDelivery("/hangs-too");
+    const lane = { ...deliver, admission, webhookClient: slowClient };
+    const timedOut = await makeDeliveryAttempt(lane, { deliveryId: first, attempt: 1 });
+
+    // Act
+    const report = await makeDeliveryAttempt(lane, {
+      deliveryId: second,
+      attempt: 1,
+      host: receiverHost,
+    });
+    await slowClient.close();
+
+    // Assess
+    expect(timedOut.kind === "sent" && timedOut.attempt.error).toMatch(/timeout/);
+    expect(report.kind === "sent" && report.paused).toBe(true);
+    expect(receiver.requestsTo("/hangs-too")).toHaveLength(0);
+    const stored = await tables.deliveries.getWithAttempts(second);
+    expect(stored?.delivery).toMatchObject({ status: "retrying", nextAttempt: 2, attemptCount: 1 });
+    expect(stored?.attempts).toEqual([
+      expect.objectContaining({
+        number: 1,
+        statusCode: null,
+        durationMs: 0,
+        error: `paused: ${receiverHost} failed 1 attempts in a row (timeouts or refused connections); not sent while it recovers`,
+      }),
+    ]);
+    const scheduled = schedulerMock
+      .commandCalls(CreateScheduleCommand)
+      .map((call) => call.args[0].input.Name);
+    expect(scheduled).toContain(`${second}-2`);
+  }, 20_000);
 });

@@ -1,6 +1,6 @@
 import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { WebhookLaneQueue } from "#adapters/lane-queues";
-import { deliveryView } from "#domain/delivery";
+import { attemptMessage, deliveryView } from "#domain/delivery";
 import { ConflictError, NotFoundError, StaleStateError } from "#domain/errors";
 
 export interface DeliveriesDeps {
@@ -42,6 +42,6 @@ export async function retryDelivery(deps: DeliveriesDeps, deliveryId: string) {
     }
     throw error;
   }
-  await deps.webhookLane.send({ deliveryId, attempt });
+  await deps.webhookLane.send(attemptMessage(delivery, attempt));
   return readDelivery(deps, deliveryId);
 }

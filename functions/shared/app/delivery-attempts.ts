@@ -2,17 +2,21 @@ import type { AppsTable } from "#adapters/apps-table";
 import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RetrySchedules } from "#adapters/retry-schedules";
-import type { WebhookClient } from "#adapters/webhook-client";
+import type { WebhookClient, WebhookResult } from "#adapters/webhook-client";
 import {
   type Attempt,
+  type AttemptStart,
   type AttemptVerdict,
   answeredAttempt,
+  attemptMessage,
   type Delivery,
   judgeAttempt,
   unansweredAttempt,
 } from "#domain/delivery";
 import { StaleStateError } from "#domain/errors";
+import type { Admission, HostAdmission, HostOutcome } from "#domain/host-admission";
 import type { DeliveryAttemptMessage } from "#domain/messages";
+import { receiverOf } from "#domain/target-url";
 import { buildAttemptRequest } from "#domain/webhook-request";
 
 export interface DeliveryAttemptsDeps {
@@ -22,6 +26,8 @@ export interface DeliveryAttemptsDeps {
   readonly webhookLane: WebhookLaneQueue;
   readonly retrySchedules: RetrySchedules;
   readonly webhookClient: WebhookClient;
+  /** Each receiver's share of the lane: attempts in flight and its breaker. */
+  readonly admission: HostAdmission;
   readonly now: () => number;
   /** Jitter source for retry delays. */
   readonly random: () => number;
@@ -35,6 +41,8 @@ const DUE_NOW_MS = 1000;
 /** What an attempt message led to, for logs and metrics. */
 export type AttemptReport =
   | { readonly kind: "skipped"; readonly reason: string }
+  /** The receiver was at its limit: the message went back on the lane for `delayMs`. */
+  | { readonly kind: "deferred"; readonly reason: string; readonly delayMs: number }
   | {
       readonly kind: "sent";
       readonly delivery: Delivery;
@@ -42,6 +50,8 @@ export type AttemptReport =
       readonly verdict: AttemptVerdict;
       /** True when a scheduled retry fired this attempt. */
       readonly fromSchedule: boolean;
+      /** True when the receiver's breaker was open: the attempt failed without being sent. */
+      readonly paused: boolean;
     };
 
 /** Another consumer holds the attempt; the message comes back after its visibility timeout. */
@@ -55,27 +65,51 @@ export class RetryScheduleError extends Error {
 }
 
 /**
- * Makes one attempt of a delivery: takes the attempt's lease so no other consumer sends it,
- * sends it, records it with its verdict in one conditional write, then schedules the retry or
- * tells the enrollment the delivery ended. A message for an attempt already made only makes sure
- * that what follows it happened.
+ * Makes one attempt of a delivery: asks its receiver's admission (the receiver may be at its
+ * limit, and the message goes back on the lane for a while, or its breaker may be open, and the
+ * attempt fails without being sent), takes the attempt's lease so no other consumer sends it,
+ * sends it, records it with its verdict, then schedules the retry or tells the enrollment the
+ * delivery ended. A message for an attempt already made only makes sure that what follows it
+ * happened.
  */
 export async function makeDeliveryAttempt(
   deps: DeliveryAttemptsDeps,
   message: DeliveryAttemptMessage,
 ): Promise<AttemptReport> {
-  const delivery = await deps.deliveries.get(message.deliveryId);
-  if (!delivery) return { kind: "skipped", reason: "delivery not found" };
-  if (delivery.nextAttempt === null || message.attempt < delivery.nextAttempt) {
-    await ensureFollowUp(deps, delivery);
-    return { kind: "skipped", reason: `attempt ${message.attempt} was made already` };
+  // A message that names its receiver is admitted before anything is read: a deferral is free.
+  let admission =
+    message.host === undefined
+      ? undefined
+      : await deps.admission.admit(message.host, message.deferrals);
+  try {
+    if (admission?.kind === "deferred") return await defer(deps, message, admission);
+    const delivery = await deps.deliveries.get(message.deliveryId);
+    if (!delivery) return { kind: "skipped", reason: "delivery not found" };
+    if (delivery.nextAttempt === null || message.attempt < delivery.nextAttempt) {
+      await ensureFollowUp(deps, delivery);
+      return { kind: "skipped", reason: `attempt ${message.attempt} was made already` };
+    }
+    if (message.attempt > delivery.nextAttempt) {
+      return {
+        kind: "skipped",
+        reason: `attempt ${message.attempt} is not due (next is ${delivery.nextAttempt})`,
+      };
+    }
+    admission ??= await deps.admission.admit(receiverOf(delivery.url), message.deferrals);
+    if (admission.kind === "deferred") return await defer(deps, message, admission);
+    return await attempt(deps, delivery, message, admission);
+  } finally {
+    // Released without an outcome on every path that made no request; `send` released the rest.
+    if (admission?.kind === "admitted") admission.release();
   }
-  if (message.attempt > delivery.nextAttempt) {
-    return {
-      kind: "skipped",
-      reason: `attempt ${message.attempt} is not due (next is ${delivery.nextAttempt})`,
-    };
-  }
+}
+
+async function attempt(
+  deps: DeliveryAttemptsDeps,
+  delivery: Delivery,
+  message: DeliveryAttemptMessage,
+  admission: Exclude<Admission, { kind: "deferred" }>,
+): Promise<AttemptReport> {
   if (
     !(await deps.deliveries.claimAttempt(
       delivery.deliveryId,
@@ -91,13 +125,22 @@ export async function makeDeliveryAttempt(
   const manual = delivery.status === "pending" && message.attempt > 1;
   if (manual) await cancelSupersededSchedule(deps, message);
 
-  const attempt = await send(deps, delivery, message.attempt);
+  const sent =
+    admission.kind === "paused"
+      ? {
+          attempt: unansweredAttempt(
+            attemptStart(deps, delivery, message.attempt),
+            admission.reason,
+            0,
+          ),
+        }
+      : await send(deps, delivery, message.attempt, admission);
   // A target the policy refuses, or a signing app that is gone, stays so: retrying cannot help.
-  const verdict: AttemptVerdict = attempt.permanentFailure
-    ? { status: "failed", reason: attempt.permanentFailure }
-    : judgeAttempt(delivery, attempt.attempt, attempt.retryAfter, deps.random);
+  const verdict: AttemptVerdict = sent.permanentFailure
+    ? { status: "failed", reason: sent.permanentFailure }
+    : judgeAttempt(delivery, sent.attempt, sent.retryAfter, deps.random);
   try {
-    await deps.deliveries.recordAttempt(delivery, attempt.attempt, verdict, deps.now());
+    await deps.deliveries.recordAttempt(delivery, sent.attempt, verdict, deps.now());
   } catch (error) {
     // Our lease ran out and another consumer made and recorded this attempt: its record stands.
     if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
@@ -112,10 +155,33 @@ export async function makeDeliveryAttempt(
   return {
     kind: "sent",
     delivery,
-    attempt: attempt.attempt,
+    attempt: sent.attempt,
     verdict,
     fromSchedule: delivery.status === "retrying",
+    paused: admission.kind === "paused",
   };
+}
+
+/** Puts the message back on the lane, hidden for the admission's delay; not an attempt. */
+async function defer(
+  deps: DeliveryAttemptsDeps,
+  message: DeliveryAttemptMessage,
+  admission: Extract<Admission, { kind: "deferred" }>,
+): Promise<AttemptReport> {
+  await deps.webhookLane.send(
+    { ...message, deferrals: (message.deferrals ?? 0) + 1 },
+    admission.delayMs / 1000,
+  );
+  return { kind: "deferred", reason: admission.reason, delayMs: admission.delayMs };
+}
+
+function attemptStart(
+  deps: DeliveryAttemptsDeps,
+  delivery: Delivery,
+  number: number,
+): AttemptStart {
+  const sentAt = deps.now();
+  return { number, scheduledAt: delivery.nextAttemptAt ?? sentAt, sentAt };
 }
 
 interface SentAttempt {
@@ -129,11 +195,11 @@ async function send(
   deps: DeliveryAttemptsDeps,
   delivery: Delivery,
   number: number,
+  admission: Extract<Admission, { kind: "admitted" }>,
 ): Promise<SentAttempt> {
   const auth = delivery.authentication;
   const app = auth?.type === "signature" ? await deps.apps.get(auth.appId) : undefined;
-  const sentAt = deps.now();
-  const start = { number, scheduledAt: delivery.nextAttemptAt ?? sentAt, sentAt };
+  const start = attemptStart(deps, delivery, number);
   if (auth?.type === "signature" && !app) {
     const error = `signing app ${auth.appId} not found`;
     return { attempt: unansweredAttempt(start, error, 0), permanentFailure: error };
@@ -146,9 +212,10 @@ async function send(
     authentication: auth,
     body: delivery.body,
     clientSecret: app?.clientSecret,
-    now: sentAt,
+    now: start.sentAt,
   });
   const result = await deps.webhookClient.send(request);
+  admission.release(hostOutcome(result));
   const attempt = result.ok
     ? answeredAttempt(start, result.response, result.durationMs)
     : unansweredAttempt(start, result.error, result.durationMs);
@@ -161,12 +228,25 @@ async function send(
 }
 
 /**
+ * What a result shows of the receiver's capacity: an answer of any status reached it; a timeout
+ * or a failed connection did not. Other failures (a name that does not resolve, a refused
+ * address, a bad certificate) are quick and say nothing of its capacity.
+ */
+function hostOutcome(result: WebhookResult): HostOutcome | undefined {
+  if (result.ok) return { reached: true, durationMs: result.durationMs };
+  if (result.errorKind === "timeout" || result.errorKind === "connect") {
+    return { reached: false, durationMs: result.durationMs };
+  }
+  return undefined;
+}
+
+/**
  * Makes sure what follows the delivery's last recorded attempt happened: its retry is scheduled,
  * or the enrollment heard that it ended. Both are idempotent, so doing it again is harmless.
  */
 async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): Promise<void> {
   if (delivery.status === "retrying" && delivery.nextAttempt !== null) {
-    const message = { deliveryId: delivery.deliveryId, attempt: delivery.nextAttempt };
+    const message = attemptMessage(delivery, delivery.nextAttempt);
     const firesAt = delivery.retryFiresAt ?? deps.now();
     try {
       // A schedule cannot be set in the past: a retry already due goes straight to the lane.

@@ -2,7 +2,7 @@ import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
-import { deliveryIdFor, failedDelivery, newDelivery } from "#domain/delivery";
+import { attemptMessage, deliveryIdFor, failedDelivery, newDelivery } from "#domain/delivery";
 import type { Enrollment, EnrollmentStatus } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
 import type {
@@ -194,7 +194,7 @@ async function startWebhook(
     await deps.deliveries.create(failedDelivery(delivery, failure));
     return finishAction(deps, enrollment, index, { status: "failed", deliveryId });
   }
-  await deps.webhookLane.send({ deliveryId, attempt: 1 });
+  await deps.webhookLane.send(attemptMessage(delivery, 1));
   await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now, deliveryId }));
   return { kind: "waiting", actionType: "webhook" };
 }

@@ -1,6 +1,8 @@
 import { createHash } from "node:crypto";
 import { type Enrollment, isoOrNull } from "#domain/enrollment";
+import type { DeliveryAttemptMessage } from "#domain/messages";
 import { classifyAttempt, decideRetry } from "#domain/retry-policy";
+import { receiverOf } from "#domain/target-url";
 import type { Authentication, ObjectType, WebhookAction } from "#domain/workflow";
 
 export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed";
@@ -74,6 +76,14 @@ export type AttemptVerdict =
 export function deliveryIdFor(enrollmentId: string, actionId: string): string {
   const hex = createHash("sha256").update(`${enrollmentId}\n${actionId}`).digest("hex");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The webhook-lane message that makes attempt `attempt` of a delivery. */
+export function attemptMessage(
+  delivery: Pick<Delivery, "deliveryId" | "url">,
+  attempt: number,
+): DeliveryAttemptMessage {
+  return { deliveryId: delivery.deliveryId, attempt, host: receiverOf(delivery.url) };
 }
 
 /**

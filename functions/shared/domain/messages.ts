@@ -33,6 +33,13 @@ export type WorkflowStepMessage = AdvanceMessage | ResumeMessage | DeliveryEnded
 export interface DeliveryAttemptMessage {
   readonly deliveryId: string;
   readonly attempt: number;
+  /**
+   * The receiver the delivery targets (`host:port`), so the lane can ask for admission before it
+   * reads anything; absent on messages from before it was added.
+   */
+  readonly host?: string;
+  /** How often this attempt was put back on the lane because its receiver was at its limit. */
+  readonly deferrals?: number;
 }
 
 /** Thrown for a message body that is not one of ours; it ends in the lane's dead-letter queue. */
@@ -60,8 +67,19 @@ export function parseWorkflowStepMessage(body: string): WorkflowStepMessage {
 /** Reads a webhook-lane message, refusing anything of another shape. */
 export function parseDeliveryAttemptMessage(body: string): DeliveryAttemptMessage {
   const message = parseJson(body) as Partial<Record<string, unknown>>;
-  if (isId(message.deliveryId) && isIndex(message.attempt) && message.attempt >= 1) {
-    return { deliveryId: message.deliveryId, attempt: message.attempt };
+  if (
+    isId(message.deliveryId) &&
+    isIndex(message.attempt) &&
+    message.attempt >= 1 &&
+    (message.host === undefined || isId(message.host)) &&
+    (message.deferrals === undefined || isIndex(message.deferrals))
+  ) {
+    return {
+      deliveryId: message.deliveryId,
+      attempt: message.attempt,
+      ...(message.host === undefined ? {} : { host: message.host }),
+      ...(message.deferrals === undefined ? {} : { deferrals: message.deferrals }),
+    };
   }
   throw new MalformedMessageError(`not a delivery attempt: ${body.slice(0, 200)}`);
 }

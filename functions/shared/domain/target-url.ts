@@ -66,6 +66,19 @@ function judgeTargetUrl(raw: string): { readonly url: URL } | { readonly problem
   return { url };
 }
 
+/**
+ * The receiver a target URL names, as the webhook lane tells receivers apart for fairness: the
+ * host and, when it is not 443, the port (`URL.host`). A URL that does not parse is its own
+ * receiver, so it shares nothing with the others.
+ */
+export function receiverOf(url: string): string {
+  try {
+    return new URL(url).host || url;
+  } catch {
+    return url;
+  }
+}
+
 /** True when the host (as in `URL.hostname`, IPv6 in brackets or not) is an IP address. */
 export function isIpLiteral(host: string): boolean {
   const address = unbracket(host);
