@@ -1,10 +1,8 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
   type DynamoDBDocumentClient,
-  GetCommand,
   PutCommand,
   QueryCommand,
-  TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
@@ -12,6 +10,8 @@ import type { Attempt, AttemptVerdict, Delivery } from "#domain/delivery";
 import { PayloadTooLargeError } from "#domain/errors";
 
 const SK = "DELIVERY";
+/** Sorts right after the delivery, so one query reads both and no attempt. */
+const BODY_SK = "DELIVERY#BODY";
 const ATTEMPT_PREFIX = "ATTEMPT#";
 /** Attempt logs expire (DynamoDB TTL) this long after the attempt was sent. */
 const ATTEMPT_LOG_RETENTION_DAYS = 30;
@@ -19,8 +19,11 @@ const ATTEMPT_LOG_RETENTION_DAYS = 30;
 const MAX_STORED_BODY_BYTES = 300_000;
 
 /**
- * Deliveries and their attempt logs: one item per delivery (`DELIVERY`) and one per attempt
- * (`ATTEMPT#0001`...), under the delivery id. Bodies are stored gzip-compressed.
+ * Deliveries and their attempt logs, under the delivery id: the delivery's state (`DELIVERY`),
+ * its body (`DELIVERY#BODY`, gzip-compressed, written once), and one item per attempt
+ * (`ATTEMPT#0001`...). The body lives apart because every attempt updates the state twice (its
+ * lease and its outcome), and a write costs by the size of the item it changes: kept apart, a
+ * small state costs one write unit per update whatever the size of the record sent.
  */
 export class DeliveriesTable {
   constructor(
@@ -28,20 +31,45 @@ export class DeliveriesTable {
     private readonly tableName: string,
   ) {}
 
-  /** Stores a new delivery; false when it already exists (the action ran before). */
+  /**
+   * Stores a new delivery; false when it already exists (the action ran before). The body goes
+   * first and only once: a delivery never exists without its body, and a second run of the action
+   * never replaces the body the first run built.
+   */
   async create(delivery: Delivery): Promise<boolean> {
-    const { body, ...rest } = delivery;
-    const bodyGzip = body === undefined ? undefined : gzipSync(body);
-    if (bodyGzip && bodyGzip.byteLength > MAX_STORED_BODY_BYTES) {
-      throw new PayloadTooLargeError(
-        `webhook body is ${Buffer.byteLength(body ?? "")} bytes (${bodyGzip.byteLength} compressed); at most ${MAX_STORED_BODY_BYTES} compressed bytes are stored`,
-      );
+    const { body, ...state } = delivery;
+    if (body !== undefined) {
+      const bodyGzip = gzipSync(body);
+      if (bodyGzip.byteLength > MAX_STORED_BODY_BYTES) {
+        throw new PayloadTooLargeError(
+          `webhook body is ${Buffer.byteLength(body)} bytes (${bodyGzip.byteLength} compressed); at most ${MAX_STORED_BODY_BYTES} compressed bytes are stored`,
+        );
+      }
+      await this.putOnce({ pk: delivery.deliveryId, sk: BODY_SK, bodyGzip });
     }
+    return this.putOnce({ pk: delivery.deliveryId, sk: SK, ...state });
+  }
+
+  /** A delivery with its body, in one query. */
+  async get(deliveryId: string): Promise<Delivery | undefined> {
+    const { Items } = await this.documents.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :delivery)",
+        ExpressionAttributeValues: { ":pk": deliveryId, ":delivery": SK },
+        ConsistentRead: true,
+      }),
+    );
+    return toDelivery(Items ?? []);
+  }
+
+  /** Puts an item unless one with its key exists; false when it did. */
+  private async putOnce(item: Record<string, unknown>): Promise<boolean> {
     try {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: delivery.deliveryId, sk: SK, ...rest, bodyGzip },
+          Item: item,
           ConditionExpression: "attribute_not_exists(pk)",
         }),
       );
@@ -50,17 +78,6 @@ export class DeliveriesTable {
       if (isConditionFailure(error)) return false;
       throw error;
     }
-  }
-
-  async get(deliveryId: string): Promise<Delivery | undefined> {
-    const { Item } = await this.documents.send(
-      new GetCommand({
-        TableName: this.tableName,
-        Key: { pk: deliveryId, sk: SK },
-        ConsistentRead: true,
-      }),
-    );
-    return Item ? toDelivery(Item) : undefined;
   }
 
   /** A delivery with its attempt log, oldest attempt first, in one query. */
@@ -82,13 +99,13 @@ export class DeliveriesTable {
       items.push(...(page.Items ?? []));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    const deliveryItem = items.find((item) => item.sk === SK);
-    if (!deliveryItem) return undefined;
+    const delivery = toDelivery(items);
+    if (!delivery) return undefined;
     const attempts = items
       .filter((item) => String(item.sk).startsWith(ATTEMPT_PREFIX))
       .map(toAttempt)
       .sort((a, b) => a.number - b.number);
-    return { delivery: toDelivery(deliveryItem), attempts };
+    return { delivery, attempts };
   }
 
   /**
@@ -127,8 +144,10 @@ export class DeliveriesTable {
   }
 
   /**
-   * Writes an attempt to the log and moves the delivery by the verdict, in one transaction,
-   * only while this consumer's lease on that attempt stands.
+   * Writes an attempt to the log, then moves the delivery by the verdict, only while this
+   * consumer's lease on that attempt stands (StaleStateError otherwise). Two writes, not a
+   * transaction, which would cost twice as much: an attempt logged whose move then fails is
+   * made again by the lease's next holder, whose log entry replaces it.
    */
   async recordAttempt(
     delivery: Delivery,
@@ -155,36 +174,28 @@ export class DeliveriesTable {
       values[":null"] = null;
       values[":reason"] = verdict.status === "failed" ? verdict.reason : null;
     }
+    await this.documents.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: delivery.deliveryId,
+          sk: attemptKey(attempt.number),
+          ...attempt,
+          expiresAt: Math.floor(attempt.sentAt / 1000) + ATTEMPT_LOG_RETENTION_DAYS * 86_400,
+        },
+      }),
+    );
     await conditionally(
       `attempt ${attempt.number} of ${delivery.deliveryId} was recorded already`,
       () =>
         this.documents.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.tableName,
-                  Item: {
-                    pk: delivery.deliveryId,
-                    sk: attemptKey(attempt.number),
-                    ...attempt,
-                    expiresAt:
-                      Math.floor(attempt.sentAt / 1000) + ATTEMPT_LOG_RETENTION_DAYS * 86_400,
-                  },
-                  ConditionExpression: "attribute_not_exists(pk)",
-                },
-              },
-              {
-                Update: {
-                  TableName: this.tableName,
-                  Key: { pk: delivery.deliveryId, sk: SK },
-                  UpdateExpression: `SET ${set} REMOVE ${remove}`,
-                  ConditionExpression: "nextAttempt = :attempt AND leaseAttempt = :attempt",
-                  ExpressionAttributeNames: { "#status": "status" },
-                  ExpressionAttributeValues: values,
-                },
-              },
-            ],
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: delivery.deliveryId, sk: SK },
+            UpdateExpression: `SET ${set} REMOVE ${remove}`,
+            ConditionExpression: "nextAttempt = :attempt AND leaseAttempt = :attempt",
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: values,
           }),
         ),
     );
@@ -226,15 +237,12 @@ function attemptKey(number: number): string {
   return `${ATTEMPT_PREFIX}${String(number).padStart(4, "0")}`;
 }
 
-function toDelivery(item: Record<string, unknown>): Delivery {
-  const {
-    pk: _pk,
-    sk: _sk,
-    bodyGzip,
-    leaseUntil: _lease,
-    leaseAttempt: _leaseAttempt,
-    ...rest
-  } = item;
+/** The delivery among a query's items, with its body when the body item is among them. */
+function toDelivery(items: readonly Record<string, unknown>[]): Delivery | undefined {
+  const state = items.find((item) => item.sk === SK);
+  if (!state) return undefined;
+  const { pk: _pk, sk: _sk, leaseUntil: _lease, leaseAttempt: _leaseAttempt, ...rest } = state;
+  const bodyGzip = items.find((item) => item.sk === BODY_SK)?.bodyGzip;
   const body = bodyGzip instanceof Uint8Array ? gunzipSync(bodyGzip).toString("utf8") : undefined;
   return { ...rest, ...(body === undefined ? {} : { body }) } as Delivery;
 }
