@@ -2,6 +2,7 @@ import type { SQSRecord } from "aws-lambda";
 import { AppsTable } from "#adapters/apps-table";
 import { dynamoDocuments, scheduler, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
+import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RetrySchedules } from "#adapters/retry-schedules";
 import { createWebhookClient } from "#adapters/webhook-client";
@@ -25,11 +26,12 @@ import { queues } from "#shared/contract";
 import { logger, metricNames, metrics } from "#shared/observability";
 import { sqsConsumer } from "#shared/sqs-consumer";
 
-const tables = tableNames(["apps", "deliveries"]);
+const tables = tableNames(["apps", "deliveries", "enrollments"]);
 const settings = runtimeSettings();
 
 const deps: DeliveryAttemptsDeps = {
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
   apps: new AppsTable(dynamoDocuments, tables.apps),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
   webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
-import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { AppsTable } from "#adapters/apps-table";
@@ -18,7 +18,7 @@ import {
 } from "#app/delivery-attempts";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { deliveryIdFor } from "#domain/delivery";
-import { newEnrollment } from "#domain/enrollment";
+import { type Enrollment, newEnrollment } from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
 import { DEFAULT_HOST_ADMISSION, HostAdmission } from "#domain/host-admission";
 import { applyPropertyChanges } from "#domain/record";
@@ -252,23 +252,62 @@ describe("enrollment state under duplicate and concurrent messages", () => {
     );
     const laneMessages = await aws.drain("webhookLane");
     await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
-    const ended = await aws.drain("workflowSteps");
-    await Promise.all(ended.map((m) => runWorkflowStep(steps, m as never)));
-    await Promise.all(ended.map((m) => runWorkflowStep(steps, m as never)));
+    // A duplicate of the lane's message makes sure of what followed, and changes nothing.
+    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
 
     // Assess
     expect(new Set(laneMessages.map((m) => JSON.stringify(m)))).toEqual(
       new Set([JSON.stringify({ deliveryId, attempt: 1, host: receiverHost })]),
     );
     expect(receiver.requestsTo("/once")).toHaveLength(1);
-    expect(ended).toEqual([
-      { type: "deliveryEnded", enrollmentId: enrollment.enrollmentId, actionIndex: 0, deliveryId },
-    ]);
     const stored = await tables.enrollments.get(enrollment.enrollmentId);
     expect(stored?.actions[0]?.status).toBe("succeeded");
     expect(stored?.currentIndex).toBe(1);
-    const next = await aws.drain("workflowSteps");
-    expect(next.filter((m) => (m as { type: string }).type === "advance")).toHaveLength(1);
+    expect(await aws.drain("workflowSteps")).toEqual([
+      { type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 1 },
+    ]);
+  });
+
+  it("completes a workflow whose last action is a webhook in the lane, and frees the record for another enrollment", async () => {
+    // Prepare
+    const deliveryId = await startedDelivery("/last");
+    const delivery = await tables.deliveries.get(deliveryId);
+    const enrollment = await tables.enrollments.get(delivery?.enrollmentId ?? "");
+
+    // Act
+    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+    const again = { ...(enrollment as Enrollment), enrollmentId: randomUUID() };
+    const reenrolled = tables.enrollments.create(again);
+
+    // Assess
+    expect((await tables.enrollments.get(enrollment?.enrollmentId ?? ""))?.status).toBe(
+      "completed",
+    );
+    await expect(reenrolled).resolves.toBeUndefined();
+    expect(await aws.drain("workflowSteps")).toEqual([]);
+  });
+
+  it("takes over the place of an enrollment that completed without releasing it", async () => {
+    // Prepare: the consumer that completed the enrollment stopped before releasing its lock
+    const enrollment = await enrolled([{ type: "setProperty", property: "a", value: "1" }]);
+    await aws.documents.send(
+      new UpdateCommand({
+        TableName: aws.resources.tables.enrollments,
+        Key: { pk: enrollment.enrollmentId, sk: "ENROLLMENT" },
+        UpdateExpression: "SET #status = :completed, currentIndex = :one",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":completed": "completed", ":one": 1 },
+      }),
+    );
+    const rival = { ...enrollment, enrollmentId: randomUUID() };
+
+    // Act
+    await tables.enrollments.create(rival);
+    const third = tables.enrollments.create({ ...enrollment, enrollmentId: randomUUID() });
+
+    // Assess
+    await expect(third).rejects.toThrow(ConflictError);
+    expect(await tables.enrollments.get(rival.enrollmentId)).toMatchObject({ status: "active" });
   });
 });
 

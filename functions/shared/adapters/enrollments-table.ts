@@ -1,7 +1,8 @@
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  TransactWriteCommand,
+  PutCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
@@ -27,39 +28,24 @@ export class EnrollmentsTable {
     private readonly tableName: string,
   ) {}
 
-  /** Stores a new enrollment; ConflictError when the record is already active in the workflow. */
+  /**
+   * Stores a new enrollment; ConflictError when the record is already active in the workflow.
+   * The lock goes first, then the enrollment: two plain writes, at half a transaction's cost. A
+   * lock left behind by an enrollment that was never stored, or that ended without releasing it,
+   * is taken over rather than blocking the record for good.
+   */
   async create(enrollment: Enrollment): Promise<void> {
+    await this.takeLock(enrollment);
     try {
       await this.documents.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Put: {
-                TableName: this.tableName,
-                Item: {
-                  pk: lockKey(enrollment),
-                  sk: LOCK_SK,
-                  enrollmentId: enrollment.enrollmentId,
-                },
-                ConditionExpression: "attribute_not_exists(pk)",
-              },
-            },
-            {
-              Put: {
-                TableName: this.tableName,
-                Item: { pk: enrollment.enrollmentId, sk: SK, ...enrollment },
-                ConditionExpression: "attribute_not_exists(pk)",
-              },
-            },
-          ],
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { pk: enrollment.enrollmentId, sk: SK, ...enrollment },
+          ConditionExpression: "attribute_not_exists(pk)",
         }),
       );
     } catch (error) {
-      if (isConditionFailure(error)) {
-        throw new ConflictError(
-          `${enrollment.objectType}/${enrollment.objectId} is already active in workflow ${enrollment.workflowId}`,
-        );
-      }
+      await this.releaseLock(enrollment).catch(() => {});
       throw error;
     }
   }
@@ -67,13 +53,74 @@ export class EnrollmentsTable {
   /** Removes an enrollment that never started, with its lock. */
   async discard(enrollment: Enrollment): Promise<void> {
     await this.documents.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          { Delete: { TableName: this.tableName, Key: { pk: enrollment.enrollmentId, sk: SK } } },
-          { Delete: { TableName: this.tableName, Key: { pk: lockKey(enrollment), sk: LOCK_SK } } },
-        ],
+      new DeleteCommand({
+        TableName: this.tableName,
+        Key: { pk: enrollment.enrollmentId, sk: SK },
       }),
     );
+    await this.releaseLock(enrollment);
+  }
+
+  /**
+   * Releases the record's place in the workflow, if this enrollment holds it; a lock another
+   * enrollment took since is left alone. Safe to repeat.
+   */
+  async releaseLock(enrollment: Enrollment): Promise<void> {
+    try {
+      await this.documents.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: lockKey(enrollment), sk: LOCK_SK },
+          ConditionExpression: "enrollmentId = :id",
+          ExpressionAttributeValues: { ":id": enrollment.enrollmentId },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  private async takeLock(enrollment: Enrollment): Promise<void> {
+    const lock = { pk: lockKey(enrollment), sk: LOCK_SK, enrollmentId: enrollment.enrollmentId };
+    const conflict = new ConflictError(
+      `${enrollment.objectType}/${enrollment.objectId} is already active in workflow ${enrollment.workflowId}`,
+    );
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: lock,
+          ConditionExpression: "attribute_not_exists(pk)",
+        }),
+      );
+      return;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+    }
+    const { Item: held } = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: lock.pk, sk: LOCK_SK },
+        ConsistentRead: true,
+      }),
+    );
+    const holderId = held?.enrollmentId;
+    const holder = typeof holderId === "string" ? await this.get(holderId) : undefined;
+    if (holder !== undefined && holder.status !== "completed") throw conflict;
+    try {
+      await this.documents.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: lock,
+          ConditionExpression: held ? "enrollmentId = :holder" : "attribute_not_exists(pk)",
+          ...(held ? { ExpressionAttributeValues: { ":holder": holderId } } : {}),
+        }),
+      );
+    } catch (error) {
+      // Another enrollment took the lock between our read and our write.
+      if (isConditionFailure(error)) throw conflict;
+      throw error;
+    }
   }
 
   async get(enrollmentId: string): Promise<Enrollment | undefined> {
@@ -152,25 +199,11 @@ export class EnrollmentsTable {
         ...(change.deliveryId ? { ":deliveryId": change.deliveryId } : {}),
       },
     };
-    await conditionally<unknown>(
-      `action ${index} of ${enrollment.enrollmentId} already finished`,
-      () =>
-        next === "completed"
-          ? this.documents.send(
-              new TransactWriteCommand({
-                TransactItems: [
-                  { Update: update },
-                  {
-                    Delete: {
-                      TableName: this.tableName,
-                      Key: { pk: lockKey(enrollment), sk: LOCK_SK },
-                    },
-                  },
-                ],
-              }),
-            )
-          : this.documents.send(new UpdateCommand(update)),
+    await conditionally(`action ${index} of ${enrollment.enrollmentId} already finished`, () =>
+      this.documents.send(new UpdateCommand(update)),
     );
+    // A consumer that stops before this leaves the lock to whoever sees the completed enrollment.
+    if (next === "completed") await this.releaseLock(enrollment);
     return next;
   }
 }

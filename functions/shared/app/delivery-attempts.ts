@@ -1,8 +1,10 @@
 import type { AppsTable } from "#adapters/apps-table";
 import type { DeliveriesTable } from "#adapters/deliveries-table";
+import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RetrySchedules } from "#adapters/retry-schedules";
 import type { WebhookClient, WebhookResult } from "#adapters/webhook-client";
+import { finishWebhookAction } from "#app/enrollment-progress";
 import {
   type Attempt,
   type AttemptStart,
@@ -21,6 +23,8 @@ import { buildAttemptRequest } from "#domain/webhook-request";
 
 export interface DeliveryAttemptsDeps {
   readonly deliveries: DeliveriesTable;
+  /** The lane moves an enrollment past its webhook action itself, once the delivery ends. */
+  readonly enrollments: EnrollmentsTable;
   readonly apps: AppsTable;
   readonly workflowSteps: WorkflowStepsQueue;
   readonly webhookLane: WebhookLaneQueue;
@@ -242,7 +246,8 @@ function hostOutcome(result: WebhookResult): HostOutcome | undefined {
 
 /**
  * Makes sure what follows the delivery's last recorded attempt happened: its retry is scheduled,
- * or the enrollment heard that it ended. Both are idempotent, so doing it again is harmless.
+ * or its enrollment moved past the webhook action. Both are idempotent, so doing it again is
+ * harmless.
  */
 async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): Promise<void> {
   if (delivery.status === "retrying" && delivery.nextAttempt !== null) {
@@ -263,12 +268,7 @@ async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): P
     (delivery.status === "succeeded" || delivery.status === "failed") &&
     delivery.retryMode === "auto"
   ) {
-    await deps.workflowSteps.send({
-      type: "deliveryEnded",
-      enrollmentId: delivery.enrollmentId,
-      actionIndex: delivery.actionIndex,
-      deliveryId: delivery.deliveryId,
-    });
+    await finishWebhookAction(deps, delivery);
   }
 }
 

@@ -2,15 +2,11 @@ import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
-import { attemptMessage, deliveryIdFor, failedDelivery, newDelivery } from "#domain/delivery";
-import type { Enrollment, EnrollmentStatus } from "#domain/enrollment";
+import { finishAction, type ProgressReport } from "#app/enrollment-progress";
+import { attemptMessage, failedDelivery, newDelivery } from "#domain/delivery";
+import type { Enrollment } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
-import type {
-  AdvanceMessage,
-  DeliveryEndedMessage,
-  ResumeMessage,
-  WorkflowStepMessage,
-} from "#domain/messages";
+import type { AdvanceMessage, ResumeMessage, WorkflowStepMessage } from "#domain/messages";
 import { webhookBody } from "#domain/payload";
 import { applyPropertyChanges } from "#domain/record";
 import type { DelayAction, SetPropertyAction, WebhookAction } from "#domain/workflow";
@@ -33,14 +29,7 @@ export interface WorkflowStepsDeps {
 }
 
 /** What a step did, for logs and metrics. */
-export type StepReport =
-  | { readonly kind: "skipped"; readonly reason: string }
-  | { readonly kind: "waiting"; readonly actionType: string }
-  | {
-      readonly kind: "finished";
-      readonly actionType: string;
-      readonly enrollmentStatus: EnrollmentStatus;
-    };
+export type StepReport = ProgressReport | { readonly kind: "waiting"; readonly actionType: string };
 
 /**
  * Runs one message of the workflow-steps lane. Every move of the enrollment is conditional on
@@ -64,8 +53,6 @@ export async function runWorkflowStep(
       return startAction(deps, enrollment, message);
     case "resume":
       return resumeAfterDelay(deps, enrollment, message);
-    case "deliveryEnded":
-      return finishWebhook(deps, enrollment, message);
   }
 }
 
@@ -199,56 +186,11 @@ async function startWebhook(
   return { kind: "waiting", actionType: "webhook" };
 }
 
-async function finishWebhook(
-  deps: WorkflowStepsDeps,
-  enrollment: Enrollment,
-  message: DeliveryEndedMessage,
-): Promise<StepReport> {
-  const index = message.actionIndex;
-  const progress = enrollment.actions[index];
-  if (progress?.type !== "webhook")
-    return { kind: "skipped", reason: `action ${index} is no webhook` };
-  if (message.deliveryId !== deliveryIdFor(enrollment.enrollmentId, progress.actionId)) {
-    return { kind: "skipped", reason: "delivery belongs to another action" };
-  }
-  const delivery = await deps.deliveries.get(message.deliveryId);
-  if (delivery?.status !== "succeeded" && delivery?.status !== "failed") {
-    return { kind: "skipped", reason: `delivery is ${delivery?.status ?? "missing"}` };
-  }
-  return finishAction(deps, enrollment, index, {
-    status: delivery.status,
-    deliveryId: delivery.deliveryId,
-  });
-}
-
-/** Finishes an action and sends the next one, unless another consumer finished it first. */
-async function finishAction(
-  deps: WorkflowStepsDeps,
-  enrollment: Enrollment,
-  index: number,
-  change: { status: "succeeded" | "failed"; deliveryId?: string },
-): Promise<StepReport> {
-  const actionType = enrollment.actions[index]?.type ?? "unknown";
-  let next: EnrollmentStatus;
-  try {
-    next = await deps.enrollments.finishAction(enrollment, index, { ...change, now: deps.now() });
-  } catch (error) {
-    if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
-    throw error;
-  }
-  if (next !== "completed") {
-    await deps.workflowSteps.send({
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: index + 1,
-    });
-  }
-  return { kind: "finished", actionType, enrollmentStatus: next };
-}
-
 async function resendCurrentStep(deps: WorkflowStepsDeps, enrollment: Enrollment): Promise<void> {
+  // A consumer may have stopped between completing the enrollment and releasing its lock.
+  if (enrollment.status === "completed") return deps.enrollments.releaseLock(enrollment);
   const current = enrollment.actions[enrollment.currentIndex];
-  if (enrollment.status === "completed" || current?.status !== "pending") return;
+  if (current?.status !== "pending") return;
   if (deps.now() - enrollment.updatedAt < deps.stalledAfterMs) return;
   await deps.workflowSteps.send({
     type: "advance",

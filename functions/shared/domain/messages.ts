@@ -19,15 +19,7 @@ export interface ResumeMessage {
   readonly resumeAt: number;
 }
 
-/** Workflow-steps lane: the delivery of a webhook action ended (succeeded or failed for good). */
-export interface DeliveryEndedMessage {
-  readonly type: "deliveryEnded";
-  readonly enrollmentId: string;
-  readonly actionIndex: number;
-  readonly deliveryId: string;
-}
-
-export type WorkflowStepMessage = AdvanceMessage | ResumeMessage | DeliveryEndedMessage;
+export type WorkflowStepMessage = AdvanceMessage | ResumeMessage;
 
 /** Webhook lane: make attempt `attempt` of a delivery. */
 export interface DeliveryAttemptMessage {
@@ -58,8 +50,6 @@ export function parseWorkflowStepMessage(body: string): WorkflowStepMessage {
     if (message.type === "advance") return message as unknown as AdvanceMessage;
     if (message.type === "resume" && typeof message.resumeAt === "number")
       return message as unknown as ResumeMessage;
-    if (message.type === "deliveryEnded" && isId(message.deliveryId))
-      return message as unknown as DeliveryEndedMessage;
   }
   throw new MalformedMessageError(`not a workflow step: ${body.slice(0, 200)}`);
 }

@@ -1,0 +1,84 @@
+import type { EnrollmentsTable } from "#adapters/enrollments-table";
+import type { WorkflowStepsQueue } from "#adapters/lane-queues";
+import { type Delivery, deliveryIdFor } from "#domain/delivery";
+import type { Enrollment, EnrollmentStatus } from "#domain/enrollment";
+import { StaleStateError } from "#domain/errors";
+
+/** What moving an enrollment on did, for logs and metrics. */
+export type ProgressReport =
+  | { readonly kind: "skipped"; readonly reason: string }
+  | {
+      readonly kind: "finished";
+      readonly actionType: string;
+      readonly enrollmentStatus: EnrollmentStatus;
+    };
+
+export interface EnrollmentProgressDeps {
+  readonly enrollments: EnrollmentsTable;
+  readonly workflowSteps: WorkflowStepsQueue;
+  readonly now: () => number;
+}
+
+/**
+ * Finishes an action and sends the next one to the workflow-steps lane, unless another consumer
+ * finished it first.
+ */
+export async function finishAction(
+  deps: EnrollmentProgressDeps,
+  enrollment: Enrollment,
+  index: number,
+  change: { status: "succeeded" | "failed"; deliveryId?: string },
+): Promise<ProgressReport> {
+  const actionType = enrollment.actions[index]?.type ?? "unknown";
+  let next: EnrollmentStatus;
+  try {
+    next = await deps.enrollments.finishAction(enrollment, index, { ...change, now: deps.now() });
+  } catch (error) {
+    if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
+    throw error;
+  }
+  if (next !== "completed") {
+    await deps.workflowSteps.send({
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: index + 1,
+    });
+  }
+  return { kind: "finished", actionType, enrollmentStatus: next };
+}
+
+/**
+ * Moves the enrollment of a delivery that ended (succeeded or failed for good) past its webhook
+ * action: the webhook lane does it as soon as it knows, with no hop through the workflow-steps
+ * lane. Safe to repeat: a finished action is not finished again, and an enrollment that completed
+ * has its lock released again in case a consumer stopped between the two.
+ */
+export async function finishWebhookAction(
+  deps: EnrollmentProgressDeps,
+  delivery: Pick<Delivery, "enrollmentId" | "actionIndex" | "deliveryId" | "status">,
+): Promise<ProgressReport> {
+  if (delivery.status !== "succeeded" && delivery.status !== "failed") {
+    return { kind: "skipped", reason: `delivery is ${delivery.status}` };
+  }
+  const enrollment = await deps.enrollments.get(delivery.enrollmentId);
+  if (!enrollment) return { kind: "skipped", reason: "enrollment not found" };
+  if (enrollment.status === "completed") {
+    await deps.enrollments.releaseLock(enrollment);
+    return { kind: "skipped", reason: "enrollment completed already" };
+  }
+  const index = delivery.actionIndex;
+  if (enrollment.currentIndex !== index) {
+    return { kind: "skipped", reason: `enrollment is at action ${enrollment.currentIndex}` };
+  }
+  const progress = enrollment.actions[index];
+  if (progress?.type !== "webhook") {
+    return { kind: "skipped", reason: `action ${index} is no webhook` };
+  }
+  if (delivery.deliveryId !== deliveryIdFor(enrollment.enrollmentId, progress.actionId)) {
+    return { kind: "skipped", reason: "delivery belongs to another action" };
+  }
+  return finishAction(deps, enrollment, index, {
+    status: delivery.status,
+    deliveryId: delivery.deliveryId,
+  });
+}
