@@ -6,6 +6,7 @@ import {
   makeTestCertificate,
   type ReceiverAnswer,
   startReceiver,
+  type TestCertificate,
   type TestReceiver,
 } from "#test/https-receiver";
 
@@ -13,6 +14,8 @@ import {
 export interface LocalSystem {
   readonly runtime: LocalRuntime;
   readonly receiver: TestReceiver;
+  /** The certificate the delivery client trusts; another receiver may present it too. */
+  readonly certificate: TestCertificate;
   /** Calls the system's API. */
   readonly call: ReturnType<typeof apiClient>;
   /** How the receiver answers each path; given how many requests that path saw before. */
@@ -54,6 +57,7 @@ export async function startLocalSystem(options: {
   return {
     runtime,
     receiver,
+    certificate,
     call: apiClient(runtime.apiUrl),
     answers,
     async stop() {
