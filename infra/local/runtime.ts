@@ -9,7 +9,7 @@ import type { SchedulerDiagnostics } from "./one-time-schedules.ts";
 import { type QueuePoller, type SqsHandler, startQueuePoller } from "./queue-poller.ts";
 import { createResources, type LocalResources } from "./resources.ts";
 import { startSchedulerEmulator } from "./scheduler-emulator.ts";
-import { startSqsEmulator } from "./sqs-emulator.ts";
+import { type SqsEmulator, startSqsEmulator } from "./sqs-emulator.ts";
 
 /** The three Lambda entry points of the system. */
 export interface LocalRuntimeHandlers {
@@ -133,7 +133,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       credentials: localCredentials,
     });
     cleanup.push(async () => sqs.destroy());
-    const pollers = startPollers(sqs, resources, handlers, options, onError);
+    const pollers = startPollers(sqs, sqsEmulator.onSend, resources, handlers, options, onError);
     cleanup.push(() => Promise.all(pollers.map((poller) => poller.stop())).then(() => {}));
 
     const api = await startApiGateway({
@@ -189,6 +189,7 @@ async function createLocalResources(
 
 function startPollers(
   sqs: SQSClient,
+  onSend: SqsEmulator["onSend"],
   resources: LocalResources,
   handlers: LocalRuntimeHandlers,
   options: LocalRuntimeOptions,
@@ -213,6 +214,7 @@ function startPollers(
         queue.definition.consumerTimeoutSeconds,
         queue.visibilityTimeoutSeconds,
       ),
+      onSend,
       onError,
     });
   });
