@@ -1,20 +1,25 @@
 import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
-import type { WorkflowStepsQueue } from "#adapters/lane-queues";
+import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
 import type { WorkflowsTable } from "#adapters/workflows-table";
+import { startWebhook } from "#app/workflow-steps";
 import { deliveryIdFor, deliveryView } from "#domain/delivery";
-import { enrollmentView, newEnrollment } from "#domain/enrollment";
+import { type Enrollment, enrollmentView, newEnrollment } from "#domain/enrollment";
 import { NotFoundError } from "#domain/errors";
+import type { CrmRecord } from "#domain/record";
 import type { RequestBody } from "#domain/request-schemas";
 
 export interface EnrollDeps {
   readonly workflows: WorkflowsTable;
   readonly records: RecordsTable;
   readonly enrollments: EnrollmentsTable;
+  readonly deliveries: DeliveriesTable;
   readonly workflowSteps: WorkflowStepsQueue;
+  readonly webhookLane: WebhookLaneQueue;
   readonly now: () => number;
   readonly newId: () => string;
+  readonly portalId: number;
 }
 
 /** Enrolls a record into a workflow and starts its first action. */
@@ -36,11 +41,7 @@ export async function enroll(deps: EnrollDeps, workflowId: string, input: Reques
   });
   await deps.enrollments.create(enrollment);
   try {
-    await deps.workflowSteps.send({
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: 0,
-    });
+    await startFirstAction(deps, enrollment, record);
   } catch (error) {
     // Without its first message the enrollment would never move and would hold the record's
     // place in the workflow, so take it back before failing.
@@ -48,6 +49,33 @@ export async function enroll(deps: EnrollDeps, workflowId: string, input: Reques
     throw error;
   }
   return { enrollmentId: enrollment.enrollmentId, status: enrollment.status };
+}
+
+/**
+ * Starts a new enrollment. A first action that is a webhook is started here and now: its
+ * delivery is built from the record just read and handed to the webhook lane, which saves a hop
+ * through the workflow-steps lane (a message, an invocation and two reads). Should that fail
+ * half-way, the workflow-steps lane is asked to start it instead; starting is idempotent.
+ */
+async function startFirstAction(
+  deps: EnrollDeps,
+  enrollment: Enrollment,
+  record: CrmRecord,
+): Promise<void> {
+  const first = enrollment.definition[0];
+  if (first?.type === "webhook") {
+    try {
+      await startWebhook(deps, enrollment, 0, first, { record });
+      return;
+    } catch {
+      // Falls through to the engine, which retries the start until it succeeds.
+    }
+  }
+  await deps.workflowSteps.send({
+    type: "advance",
+    enrollmentId: enrollment.enrollmentId,
+    actionIndex: 0,
+  });
 }
 
 export interface EnrollmentViewDeps {

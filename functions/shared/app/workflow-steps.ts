@@ -8,7 +8,7 @@ import type { Enrollment } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
 import type { AdvanceMessage, ResumeMessage, WorkflowStepMessage } from "#domain/messages";
 import { webhookBody } from "#domain/payload";
-import { applyPropertyChanges } from "#domain/record";
+import { applyPropertyChanges, type CrmRecord } from "#domain/record";
 import type { DelayAction, SetPropertyAction, WebhookAction } from "#domain/workflow";
 
 export interface WorkflowStepsDeps {
@@ -140,21 +140,28 @@ async function resumeAfterDelay(
   return finishAction(deps, enrollment, index, { status: "succeeded" });
 }
 
+/** What starting a webhook action takes. */
+export type WebhookStartDeps = Pick<
+  WorkflowStepsDeps,
+  "enrollments" | "records" | "deliveries" | "workflowSteps" | "webhookLane" | "now" | "portalId"
+>;
+
 /**
  * Builds the delivery of a webhook action (its body is fixed now, for every attempt) and hands
- * it to the webhook lane. The enrollment waits at this action until the delivery ends.
+ * it to the webhook lane. The enrollment waits at this action until the delivery ends. `known`
+ * passes the record when the caller has just read it.
  */
-async function startWebhook(
-  deps: WorkflowStepsDeps,
+export async function startWebhook(
+  deps: WebhookStartDeps,
   enrollment: Enrollment,
   index: number,
   action: WebhookAction & { id: string },
+  known?: { readonly record: CrmRecord | undefined },
 ): Promise<StepReport> {
   const now = deps.now();
-  const record = await deps.records.get({
-    objectType: enrollment.objectType,
-    objectId: enrollment.objectId,
-  });
+  const record = known
+    ? known.record
+    : await deps.records.get({ objectType: enrollment.objectType, objectId: enrollment.objectId });
   const delivery = newDelivery({
     enrollment,
     actionIndex: index,
