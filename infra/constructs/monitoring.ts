@@ -155,6 +155,9 @@ export class Monitoring extends Construct {
         deliveryMetric(metrics.names.deliverySucceeded, "Sum").with({ label: "succeeded" }),
         deliveryMetric(metrics.names.deliveryRetried, "Sum").with({ label: "retried" }),
         deliveryMetric(metrics.names.deliveryFailed, "Sum").with({ label: "failed for good" }),
+        // A receiver at its share of the lane, or behind an open breaker (docs/fair-lane.md).
+        deliveryMetric(metrics.names.deliveryDeferred, "Sum").with({ label: "deferred" }),
+        deliveryMetric(metrics.names.deliveryPaused, "Sum").with({ label: "paused" }),
       ]),
       graph(
         "Delivery latency per attempt (ms)",

@@ -183,6 +183,8 @@ describe("the dashboard", () => {
       metrics.names.deliveryRetried,
       metrics.names.deliveryFailed,
       metrics.names.deliveryLatency,
+      metrics.names.deliveryDeferred,
+      metrics.names.deliveryPaused,
       metrics.names.retryScheduled,
       metrics.names.retryScheduleFailed,
       metrics.names.retryFired,
