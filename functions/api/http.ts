@@ -24,7 +24,7 @@ export function toResult(reply: Reply): APIGatewayProxyResult {
   };
 }
 
-/** The error response of SPEC section 2: `{"error": {"code", "message"}}`. */
+/** The API's one error shape (docs/contract.md, section 1): `{"error": {"code", "message"}}`. */
 export function errorReply(statusCode: number, code: string, message: string): Reply {
   return { statusCode, body: { error: { code, message } } };
 }

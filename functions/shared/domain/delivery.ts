@@ -8,7 +8,8 @@ import type { Authentication, ObjectType, WebhookAction } from "#domain/workflow
 export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed";
 
 /**
- * `auto`: the retry policy of SPEC section 5 applies and the enrollment waits for the outcome.
+ * `auto`: the retry policy (docs/contract.md, section 5) applies and the enrollment waits for the
+ * outcome.
  * `once`: a manual retry of a delivery that had failed for good; one attempt, no retries.
  */
 export type RetryMode = "auto" | "once";

@@ -1,6 +1,7 @@
 /**
- * The JSON a webhook sends for a record (SPEC section 4), which `GET /objects/{type}/{id}` returns
- * too: HubSpot's legacy contact profile for contacts, its CRM object shape for the other types.
+ * The JSON a webhook sends for a record (docs/contract.md, section 4), which
+ * `GET /objects/{type}/{id}` returns too: HubSpot's legacy contact profile for contacts, its CRM
+ * object shape for the other types.
  */
 import { type CrmRecord, currentValue, type PropertyVersion } from "#domain/record";
 import type { BodySpec, ObjectType } from "#domain/workflow";

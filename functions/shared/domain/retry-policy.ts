@@ -104,10 +104,11 @@ export function retryDelayMs(failureCount: number): number {
 }
 
 const DELTA_SECONDS = /^\d+$/;
-// The three HTTP-date forms of RFC 9110 section 5.6.7; matching them first keeps Date.parse from
-// reading arbitrary text (it takes "-5" for a date in 2001).
+// The three forms an HTTP date may take (the preferred one, the obsolete one with a two-digit year,
+// and asctime's); matching them first keeps Date.parse from reading arbitrary text (it takes "-5"
+// for a date in 2001).
 const IMF_FIXDATE = /^[a-z]{3}, \d{2} [a-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/i;
-const RFC850_DATE = /^[a-z]{6,9}, \d{2}-[a-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/i;
+const OBSOLETE_DATE = /^[a-z]{6,9}, \d{2}-[a-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT$/i;
 const ASCTIME_DATE = /^[a-z]{3} [a-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}$/i;
 
 /** Parses Retry-After (delta seconds or HTTP date) into milliseconds from `receivedAt`, or undefined. */
@@ -123,7 +124,7 @@ export function parseRetryAfter(
     return Number(value) * 1000;
   }
   let date = Number.NaN;
-  if (IMF_FIXDATE.test(value) || RFC850_DATE.test(value)) {
+  if (IMF_FIXDATE.test(value) || OBSOLETE_DATE.test(value)) {
     date = Date.parse(value);
   } else if (ASCTIME_DATE.test(value)) {
     // asctime carries no zone; HTTP dates are always GMT.

@@ -44,7 +44,8 @@ function judgeTargetUrl(raw: string): { readonly url: URL } | { readonly problem
   if (/[\s\u0000-\u001f\u007f]/.test(raw)) {
     return { problem: "must not contain spaces or control characters" };
   }
-  // `https:///x` and `https://\\x` name no host in RFC 3986; the WHATWG parser would guess one.
+  // `https:///x` and `https://\\x` name no host in the generic URL syntax; the WHATWG parser would
+  // guess one.
   const authority = /^https:\/\/([^/?#\\]*)/i.exec(raw)?.[1] ?? "";
   if (authority === "" || authority.endsWith("@") || authority.startsWith(":")) {
     return { problem: HOST_RULE };
@@ -182,8 +183,8 @@ const IPV6_RULES: readonly Ipv6Rule[] = [
   ipv6Embedding("::ffff:0:0/96", "IPv4-mapped", 96),
   ipv6Range("::/96", "IPv4-compatible (deprecated)"),
   ipv6Embedding("64:ff9b::/96", "NAT64", 96),
-  // Local-use NAT64 may embed the IPv4 address at several offsets (RFC 6052), and is never
-  // globally reachable anyway (RFC 8215).
+  // Local-use NAT64 may embed the IPv4 address at any of several offsets, and is never globally
+  // reachable anyway.
   ipv6Range("64:ff9b:1::/48", "local-use NAT64"),
   ipv6Range("100::/64", "discard-only"),
   ipv6Range("2001::/32", "Teredo"),
@@ -241,7 +242,7 @@ function formatIpv4(value: number): string {
   return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 }
 
-/** RFC 4291 text forms: compressed `::`, a dotted IPv4 tail, and an optional `%zone`. */
+/** IPv6 in its text forms: compressed `::`, a dotted IPv4 tail, and an optional `%zone`. */
 function parseIpv6(text: string): bigint | undefined {
   const zoneAt = text.indexOf("%");
   const body = zoneAt === -1 ? text : text.slice(0, zoneAt);
