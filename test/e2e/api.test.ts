@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "#test/api-client";
+import { eventually } from "#test/eventually";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
 let system: LocalSystem;
@@ -22,7 +22,8 @@ afterAll(async () => {
 async function completed(enrollmentId: string) {
   return eventually(`enrollment ${enrollmentId} to complete`, async () => {
     const { body } = await call("GET", `/enrollments/${enrollmentId}`);
-    return body.status === "completed" ? body : undefined;
+    expect(body.status).toBe("completed");
+    return body;
   });
 }
 
@@ -110,7 +111,8 @@ describe("the HTTP API", () => {
     const retried = await call("POST", `/deliveries/${failed.deliveryId}/retry`);
     const delivery = await eventually("the manual attempt", async () => {
       const { body } = await call("GET", `/deliveries/${failed.deliveryId}`);
-      return body.status === "succeeded" ? body : undefined;
+      expect(body.status).toBe("succeeded");
+      return body;
     });
     const again = await call("POST", `/deliveries/${failed.deliveryId}/retry`);
 
@@ -144,7 +146,7 @@ describe("bad input", () => {
     });
     await eventually("the enrollment to wait at its delay", async () => {
       const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
-      return body.status === "waiting" ? body : undefined;
+      expect(body.status).toBe("waiting");
     });
     const before = {
       workflows: (await call("GET", "/workflows")).body,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "#test/api-client";
+import { eventually } from "#test/eventually";
 import { startReceiver, type TestReceiver } from "#test/https-receiver";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
@@ -52,8 +52,8 @@ describe("a fair lane", () => {
     await enrollContacts(toHanging, HANGING_DELIVERIES, "held");
     await eventually(
       "the hanging receiver to hold requests",
-      async () => (hanging.requests.length > 0 ? true : undefined),
-      60_000,
+      () => expect(hanging.requests.length).toBeGreaterThan(0),
+      { timeoutMs: 60_000 },
     );
 
     // Act
@@ -62,9 +62,8 @@ describe("a fair lane", () => {
     // Assess: every healthy delivery arrives long before the hanging requests time out (30 s)
     await eventually(
       "every healthy delivery to arrive",
-      async () =>
-        system.receiver.requestsTo("/healthy").length === HEALTHY_DELIVERIES ? true : undefined,
-      30_000,
+      () => expect(system.receiver.requestsTo("/healthy")).toHaveLength(HEALTHY_DELIVERIES),
+      { timeoutMs: 30_000 },
     );
     expect(hanging.requests.length).toBeLessThanOrEqual(4);
   }, 120_000);

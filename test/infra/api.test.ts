@@ -7,13 +7,13 @@ import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { WorkflowApi, type WorkflowApiProps } from "#infra/constructs/api";
 import { type ApiRoute, apiRoutes } from "#shared/contract";
-import { synthesize } from "#test/synth";
+import { synthesize, synthesizeDefault } from "#test/synth";
 
 const AUTHORIZER_ARN = "arn:aws:lambda:eu-west-1:123456789012:function:bearer-tokens";
 const USER_POOL_ARN = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_AbCdEf123";
 const USER_POOL_CLIENT_IDS = ["4tq8r1ambh3n0s8lpv1h2v3m4n", "7f0a9dd1c2b3e4f5a6b7c8d9e0"];
 
-const { stack, template } = synthesize();
+const { stack, template } = synthesizeDefault();
 
 type Resource = { Properties: Record<string, unknown> };
 

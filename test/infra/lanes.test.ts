@@ -5,9 +5,9 @@ import { describe, expect, it } from "vitest";
 import { Lane } from "#infra/constructs/lanes";
 import { TeamFunction } from "#infra/constructs/team-function";
 import { type QueueDefinition, queues, VISIBILITY_TIMEOUT_FACTOR } from "#shared/contract";
-import { scratchStack, synthesize } from "#test/synth";
+import { scratchStack, synthesize, synthesizeDefault } from "#test/synth";
 
-const { stack, template } = synthesize();
+const { stack, template } = synthesizeDefault();
 
 function logicalId(construct: IConstruct, inStack: Stack = stack): string {
   return inStack.getLogicalId(construct.node.defaultChild as CfnElement);

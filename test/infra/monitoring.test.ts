@@ -4,9 +4,9 @@ import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import { Monitoring, type MonitoringProps } from "#infra/constructs/monitoring";
 import { metrics, tables } from "#shared/contract";
-import { synthesize } from "#test/synth";
+import { synthesize, synthesizeDefault } from "#test/synth";
 
-const { stack, template } = synthesize();
+const { stack, template } = synthesizeDefault();
 
 function logicalId(construct: IConstruct): string {
   return stack.getLogicalId(construct.node.defaultChild as CfnElement);

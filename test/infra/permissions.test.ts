@@ -3,7 +3,7 @@ import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import type { TeamFunction } from "#infra/constructs/team-function";
 import { queues, retryScheduler, type TableKey, tables } from "#shared/contract";
-import { synthesize } from "#test/synth";
+import { synthesizeDefault } from "#test/synth";
 
 interface Statement {
   Effect: string;
@@ -29,7 +29,7 @@ const WRITE_ACTIONS = [
   "dynamodb:UpdateItem",
 ];
 
-const { stack, template } = synthesize();
+const { stack, template } = synthesizeDefault();
 
 function logicalId(construct: IConstruct): string {
   return stack.getLogicalId(construct.node.defaultChild as CfnElement);

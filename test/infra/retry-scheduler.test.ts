@@ -5,9 +5,9 @@ import { Lane } from "#infra/constructs/lanes";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { TeamFunction } from "#infra/constructs/team-function";
 import { type QueueDefinition, queues } from "#shared/contract";
-import { scratchStack, synthesize } from "#test/synth";
+import { scratchStack, synthesizeDefault } from "#test/synth";
 
-const { stack, template } = synthesize();
+const { stack, template } = synthesizeDefault();
 
 describe("the retry scheduler", () => {
   it("has a schedule group named after the stack", () => {

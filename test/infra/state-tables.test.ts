@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { tables } from "#shared/contract";
-import { synthesize } from "#test/synth";
+import { synthesize, synthesizeDefault } from "#test/synth";
 
-const { template } = synthesize();
+const { template } = synthesizeDefault();
 
 describe("the state tables", () => {
   it("are one per definition, on demand, with point-in-time recovery and KMS encryption", () => {

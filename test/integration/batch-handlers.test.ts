@@ -5,6 +5,7 @@ import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { RecordsTable } from "#adapters/records-table";
 import { newEnrollment } from "#domain/enrollment";
 import { type LocalAws, startLocalAws } from "#test/local-aws";
+import { sqsEvent } from "#test/sqs-records";
 
 type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse>;
 
@@ -36,27 +37,6 @@ afterAll(async () => {
   await aws?.stop();
 });
 
-function sqsEvent(bodies: string[]): SQSEvent {
-  return {
-    Records: bodies.map((body, index) => ({
-      messageId: `m-${index}`,
-      receiptHandle: `h-${index}`,
-      body,
-      attributes: {
-        ApproximateReceiveCount: "1",
-        SentTimestamp: String(Date.now()),
-        SenderId: "local",
-        ApproximateFirstReceiveTimestamp: String(Date.now()),
-      },
-      messageAttributes: {},
-      md5OfBody: "",
-      eventSource: "aws:sqs",
-      eventSourceARN: "arn:aws:sqs:us-east-1:123456789012:q",
-      awsRegion: "us-east-1",
-    })),
-  };
-}
-
 describe("partial batch responses", () => {
   it("fails only the malformed message of an engine batch; its neighbours are processed", async () => {
     // Prepare
@@ -73,11 +53,18 @@ describe("partial batch responses", () => {
 
     // Act
     const response = await engine(
-      sqsEvent([
-        "not json",
-        JSON.stringify({ type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 0 }),
-        JSON.stringify({ type: "teleport", enrollmentId: "x", actionIndex: 0 }),
-      ]),
+      sqsEvent(
+        [
+          "not json",
+          JSON.stringify({
+            type: "advance",
+            enrollmentId: enrollment.enrollmentId,
+            actionIndex: 0,
+          }),
+          JSON.stringify({ type: "teleport", enrollmentId: "x", actionIndex: 0 }),
+        ],
+        { queueArn: aws.resources.queues.workflowSteps.arn },
+      ),
       context,
     );
 
@@ -100,10 +87,10 @@ describe("partial batch responses", () => {
   it("fails only the malformed message of a deliver batch", async () => {
     // Act
     const response = await deliver(
-      sqsEvent([
-        JSON.stringify({ deliveryId: "unknown", attempt: 1 }),
-        JSON.stringify({ attempt: 0 }),
-      ]),
+      sqsEvent(
+        [JSON.stringify({ deliveryId: "unknown", attempt: 1 }), JSON.stringify({ attempt: 0 })],
+        { queueArn: aws.resources.queues.webhookLane.arn },
+      ),
       context,
     );
 

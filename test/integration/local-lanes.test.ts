@@ -17,9 +17,10 @@ import {
   it,
   onTestFinished,
 } from "vitest";
-import { localCredentials, localRegion, waitUntil } from "#infra/local/net";
+import { localCredentials, localRegion } from "#infra/local/net";
 import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
 import { queues } from "#shared/contract";
+import { eventually } from "#test/eventually";
 
 type Consumer = (event: SQSEvent) => Promise<SQSBatchResponse>;
 
@@ -84,7 +85,11 @@ describe("local queue pollers", () => {
         }),
       );
     }
-    await waitUntil(async () => expect(batches.flat()).toHaveLength(bodies.length), 10_000);
+    await eventually(
+      "every message to reach the consumer",
+      () => expect(batches.flat()).toHaveLength(bodies.length),
+      { timeoutMs: 10_000 },
+    );
 
     // Assess
     const records = batches.flat();
@@ -104,7 +109,11 @@ describe("local queue pollers", () => {
     });
     expect(Number(record.attributes.SentTimestamp)).toBeGreaterThan(0);
     expect(Number(record.attributes.ApproximateFirstReceiveTimestamp)).toBeGreaterThan(0);
-    await waitUntil(async () => expect(await depth(sqs, queue.url)).toBe(0), 5_000);
+    await eventually(
+      "the queue to empty",
+      async () => expect(await depth(sqs, queue.url)).toBe(0),
+      { timeoutMs: 5_000 },
+    );
   });
 
   it("redelivers only the item a partial batch response names", async () => {
@@ -133,11 +142,16 @@ describe("local queue pollers", () => {
         })),
       }),
     );
-    await waitUntil(
-      async () => expect(seen.filter((item) => item.body === "fail-once")).toHaveLength(2),
-      10_000,
+    await eventually(
+      "the failed item's second delivery",
+      () => expect(seen.filter((item) => item.body === "fail-once")).toHaveLength(2),
+      { timeoutMs: 10_000 },
     );
-    await waitUntil(async () => expect(await depth(sqs, queue.url)).toBe(0), 5_000);
+    await eventually(
+      "the queue to empty",
+      async () => expect(await depth(sqs, queue.url)).toBe(0),
+      { timeoutMs: 5_000 },
+    );
 
     // Assess
     expect(seen.filter((item) => item.body === "ok-1")).toHaveLength(1);
@@ -168,11 +182,15 @@ describe("local queue pollers", () => {
         })),
       }),
     );
-    await waitUntil(async () => {
-      expect(attempts.get("crash-a")).toBeGreaterThanOrEqual(2);
-      expect(attempts.get("crash-b")).toBeGreaterThanOrEqual(2);
-      expect(await depth(sqs, queue.url)).toBe(0);
-    }, 10_000);
+    await eventually(
+      "the whole batch to be redelivered and then deleted",
+      async () => {
+        expect(attempts.get("crash-a")).toBeGreaterThanOrEqual(2);
+        expect(attempts.get("crash-b")).toBeGreaterThanOrEqual(2);
+        expect(await depth(sqs, queue.url)).toBe(0);
+      },
+      { timeoutMs: 10_000 },
+    );
 
     // Assess
     expect(attempts.get("crash-a")).toBe(2);
@@ -225,7 +243,9 @@ describe("local queue pollers", () => {
     };
     const lane = runtime.resources.queues.webhookLane;
     await sqs.send(new SendMessageCommand({ QueueUrl: lane.url, MessageBody: "slow-receiver" }));
-    await waitUntil(async () => expect(hanging).toBeGreaterThan(0), 5_000);
+    await eventually("the webhook lane to hang", () => expect(hanging).toBeGreaterThan(0), {
+      timeoutMs: 5_000,
+    });
 
     // Act
     const sentAt = Date.now();
@@ -235,7 +255,9 @@ describe("local queue pollers", () => {
         MessageBody: "step-while-lane-hangs",
       }),
     );
-    await waitUntil(async () => expect(stepsHandledAt).toHaveLength(1), 5_000);
+    await eventually("the workflow step", () => expect(stepsHandledAt).toHaveLength(1), {
+      timeoutMs: 5_000,
+    });
     const elapsed = Date.now() - sentAt;
 
     // Assess
@@ -258,13 +280,16 @@ async function depth(sqs: SQSClient, queueUrl: string): Promise<number> {
 }
 
 async function receiveOne(sqs: SQSClient, queueUrl: string, timeoutMs: number): Promise<string> {
-  let body: string | undefined;
-  await waitUntil(async () => {
-    const { Messages } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }),
-    );
-    body = Messages?.[0]?.Body;
-    if (body === undefined) throw new Error(`nothing on ${queueUrl} yet`);
-  }, timeoutMs);
-  return body as string;
+  return eventually(
+    `a message on ${queueUrl}`,
+    async () => {
+      const { Messages } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0 }),
+      );
+      const body = Messages?.[0]?.Body;
+      if (body === undefined) throw new Error(`nothing on ${queueUrl} yet`);
+      return body;
+    },
+    { timeoutMs },
+  );
 }

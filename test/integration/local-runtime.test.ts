@@ -7,9 +7,10 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { GetQueueAttributesCommand, GetQueueUrlCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { describe, expect, inject, it } from "vitest";
-import { listen, localCredentials, localRegion, sleep, waitUntil } from "#infra/local/net";
+import { listen, localCredentials, localRegion, sleep } from "#infra/local/net";
 import { type LocalRuntimeHandlers, startLocalRuntime } from "#infra/local/runtime";
 import { queues, tables, visibilityTimeoutSeconds } from "#shared/contract";
+import { eventually } from "#test/eventually";
 
 /** Starting Java takes seconds, more on a busy machine. */
 const JAVA_TEST_TIMEOUT_MS = 90_000;
@@ -128,7 +129,11 @@ describe("local runtime", () => {
     expect(pid).toBeGreaterThan(0);
     expect(isRunning(pid)).toBe(false);
     // Closed handles leave Node's list on a later turn of the event loop.
-    await waitUntil(async () => expect(activeResources()).toEqual(resourcesBefore), 2_000);
+    await eventually(
+      "the closed handles to go",
+      () => expect(activeResources()).toEqual(resourcesBefore),
+      { timeoutMs: 2_000 },
+    );
     await expect(fetch(`${runtime.apiUrl}/health`)).rejects.toThrow();
   });
 

@@ -11,9 +11,10 @@ import {
 import { ReceiveMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { localCredentials, localRegion, sleep, waitUntil } from "#infra/local/net";
+import { localCredentials, localRegion, sleep } from "#infra/local/net";
 import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
 import { retryScheduler } from "#shared/contract";
+import { eventually } from "#test/eventually";
 
 const TIME_SCALE = 0.01;
 
@@ -81,7 +82,9 @@ describe("local EventBridge Scheduler", () => {
     const createdAt = Date.now();
     const { ScheduleArn } = await scheduler.send(new CreateScheduleCommand(input));
     const pending = runtime.scheduler.pendingSchedules().find((item) => item.name === input.Name);
-    await waitUntil(async () => expect(arrivals.has(body)).toBe(true), 5_000);
+    await eventually("the schedule to fire", () => expect(arrivals.has(body)).toBe(true), {
+      timeoutMs: 5_000,
+    });
 
     // Assess
     expect(ScheduleArn).toContain(`schedule/${input.GroupName}/${input.Name}`);
@@ -108,7 +111,9 @@ describe("local EventBridge Scheduler", () => {
     // Act
     const createdAt = Date.now();
     await scheduler.send(new CreateScheduleCommand(retrySchedule(body, -10_000)));
-    await waitUntil(async () => expect(arrivals.has(body)).toBe(true), 5_000);
+    await eventually("the schedule to fire", () => expect(arrivals.has(body)).toBe(true), {
+      timeoutMs: 5_000,
+    });
 
     // Assess
     expect((arrivals.get(body) as number) - createdAt).toBeLessThan(1_000);
@@ -200,22 +205,25 @@ describe("local EventBridge Scheduler", () => {
         Target: { ...input.Target, Arn: missingQueueArn, DeadLetterConfig: { Arn: deadLetter } },
       } as CreateScheduleCommandInput),
     );
-    let received: { body?: string; errorCode?: string } = {};
-    await waitUntil(async () => {
-      const { Messages } = await sqs.send(
-        new ReceiveMessageCommand({
-          QueueUrl: runtime.resources.queues.webhookLane.deadLetterUrl,
-          MessageAttributeNames: ["All"],
-          WaitTimeSeconds: 0,
-        }),
-      );
-      const [message] = Messages ?? [];
-      if (!message) throw new Error("nothing dead-lettered yet");
-      received = {
-        body: message.Body,
-        errorCode: message.MessageAttributes?.ERROR_CODE?.StringValue,
-      };
-    }, 5_000);
+    const received = await eventually(
+      "the schedule's input on the dead-letter queue",
+      async () => {
+        const { Messages } = await sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: runtime.resources.queues.webhookLane.deadLetterUrl,
+            MessageAttributeNames: ["All"],
+            WaitTimeSeconds: 0,
+          }),
+        );
+        const [message] = Messages ?? [];
+        if (!message) throw new Error("nothing dead-lettered yet");
+        return {
+          body: message.Body,
+          errorCode: message.MessageAttributes?.ERROR_CODE?.StringValue,
+        };
+      },
+      { timeoutMs: 5_000 },
+    );
 
     // Assess
     expect(received.body).toBe(body);

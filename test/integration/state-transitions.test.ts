@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
 import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AppsTable } from "#adapters/apps-table";
 import { DeliveriesTable } from "#adapters/deliveries-table";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
@@ -23,6 +23,7 @@ import { ConflictError } from "#domain/errors";
 import { DEFAULT_HOST_ADMISSION, HostAdmission } from "#domain/host-admission";
 import { applyPropertyChanges } from "#domain/record";
 import type { WorkflowAction } from "#domain/workflow";
+import { eventually } from "#test/eventually";
 import {
   makeTestCertificate,
   type ReceiverAnswer,
@@ -489,7 +490,9 @@ describe("each receiver's share of the lane", () => {
       { ...deliver, admission, webhookClient: slowClient },
       { deliveryId: held, attempt: 1, host: receiverHost },
     );
-    await vi.waitFor(() => expect(receiver.requestsTo("/held")).toHaveLength(1));
+    await eventually("the held request", () =>
+      expect(receiver.requestsTo("/held")).toHaveLength(1),
+    );
 
     // Act
     const report = await makeDeliveryAttempt(
@@ -511,13 +514,14 @@ describe("each receiver's share of the lane", () => {
       attemptCount: 0,
     });
     expect(await aws.drain("webhookLane")).toEqual([]);
-    const back = await vi.waitFor(
+    const back = await eventually(
+      "the deferred message back on the lane",
       async () => {
         const messages = await aws.drain("webhookLane");
         expect(messages).toHaveLength(1);
         return messages;
       },
-      { timeout: 8_000, interval: 250 },
+      { timeoutMs: 8_000, intervalMs: 250 },
     );
     expect(back).toEqual([{ deliveryId: waiting, attempt: 1, host: receiverHost, deferrals: 2 }]);
   }, 20_000);

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { startDynamoDbLocal } from "#infra/local/dynamodb-local";
+import { type DynamoDbLocal, startDynamoDbLocal } from "#infra/local/dynamodb-local";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -7,11 +7,33 @@ declare module "vitest" {
   }
 }
 
-/** One DynamoDB Local for the whole run; each test file makes tables with its own prefix. */
+interface SharedDynamoDbLocal {
+  readonly started: Promise<DynamoDbLocal>;
+  users: number;
+}
+
+/**
+ * Vitest runs a project's global setup in its own module graph, so a module variable would not
+ * be seen by the next project: the one DynamoDB Local of the run is kept on the main process.
+ */
+const SHARED = Symbol.for("workflow-webhooks.test.dynamoDbLocal");
+const registry = globalThis as typeof globalThis & { [SHARED]?: SharedDynamoDbLocal };
+
+/**
+ * One DynamoDB Local for the whole run, shared by every project that lists this setup (the
+ * integration and end-to-end tests) and stopped, by its process id, after the last of them.
+ * Each test file makes tables with its own prefix.
+ */
 export default async function setup(project: TestProject) {
-  const dynamo = await startDynamoDbLocal();
+  registry[SHARED] ??= { started: startDynamoDbLocal(), users: 0 };
+  const shared = registry[SHARED];
+  shared.users++;
+  const dynamo = await shared.started;
   project.provide("dynamoEndpoint", dynamo.endpoint);
   return async () => {
+    shared.users--;
+    if (shared.users > 0) return;
+    delete registry[SHARED];
     await dynamo.stop();
   };
 }

@@ -35,16 +35,34 @@ function appFromCdkJson(
   });
 }
 
+/** A synthesized stack and its template. */
+export interface Synthesis {
+  readonly stack: WorkflowWebhooksStack;
+  readonly template: Template;
+}
+
 /** The stack as cdk.json configures it, with `overrides` on top, and its template. */
 export function synthesize(
   overrides: Record<string, unknown> = {},
   options: SynthOptions = {},
-): { stack: WorkflowWebhooksStack; template: Template } {
+): Synthesis {
   const app = appFromCdkJson(overrides, options);
   const stack = new WorkflowWebhooksStack(app, "WorkflowWebhooks", {
     settings: settingsFromContext(app.node),
   });
   return { stack, template: Template.fromStack(stack) };
+}
+
+let defaultSynthesis: Synthesis | undefined;
+
+/**
+ * The stack exactly as cdk.json configures it, synthesized once per test worker and shared by
+ * every test file the worker runs. Read it only: a construct added to it would show up in every
+ * other file's stack. Build into `scratchStack()` or a `synthesize()` of your own instead.
+ */
+export function synthesizeDefault(): Synthesis {
+  defaultSynthesis ??= synthesize();
+  return defaultSynthesis;
 }
 
 /**
