@@ -1,5 +1,4 @@
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { type Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
 import { Role, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Architecture, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
@@ -8,6 +7,7 @@ import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { Construct, IConstruct } from "constructs";
 import type { Lane } from "#infra/constructs/lanes";
 import type { StateTable } from "#infra/constructs/state-tables";
+import { functionBundling, PROJECT_ROOT } from "#infra/function-bundling";
 import { metrics } from "#shared/contract";
 
 /** Log levels Powertools Logger accepts through `POWERTOOLS_LOG_LEVEL`. */
@@ -40,7 +40,6 @@ export interface TeamFunctionProps {
 }
 
 const SERVICE_NAME = /^[a-z][a-z0-9-]{0,29}$/;
-const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /**
  * The team's Lambda function: the newest Node.js runtime, arm64, active tracing, an ESM bundle
@@ -106,18 +105,18 @@ export class TeamFunction extends NodejsFunction {
       logGroup,
       role,
       reservedConcurrentExecutions: props.reservedConcurrency,
+      // The options live in function-bundling.ts, which the bundle report builds with too.
       bundling: {
+        target: functionBundling.target,
         format: OutputFormat.ESM,
-        mainFields: ["module", "main"],
-        minify: true,
-        sourceMap: true,
-        sourcesContent: false,
+        mainFields: [...functionBundling.mainFields],
+        minify: functionBundling.minify,
+        sourceMap: functionBundling.sourcemap,
+        sourcesContent: functionBundling.sourcesContent,
         // Pinned, tree-shaken clients instead of the runtime's SDK (the README says why).
         bundleAwsSDK: true,
-        // Some dependencies are CommonJS and call `require`; an ES module has none of its own.
-        banner:
-          "import { createRequire as topLevelCreateRequire } from 'node:module'; const require = topLevelCreateRequire(import.meta.url);",
-        tsconfig: join(PROJECT_ROOT, "tsconfig.json"),
+        banner: functionBundling.banner,
+        tsconfig: functionBundling.tsconfig,
       },
       environment: {
         NODE_OPTIONS: "--enable-source-maps",

@@ -7,8 +7,10 @@ import { type CfnElement, Duration } from "aws-cdk-lib";
 import type { Template } from "aws-cdk-lib/assertions";
 import { Runtime } from "aws-cdk-lib/aws-lambda";
 import { RetentionDays } from "aws-cdk-lib/aws-logs";
+import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TeamFunction } from "#infra/constructs/team-function";
+import { esbuildOptions } from "#infra/function-bundling";
 import type { WorkflowWebhooksStack } from "#infra/stack";
 import { metrics, queues } from "#shared/contract";
 import { scratchStack, synthesize } from "#test/synth";
@@ -117,6 +119,18 @@ describe.each(["api", "engine", "deliver"])("the %s function", (service) => {
     expect(map.sourcesContent).toBeUndefined();
     // Minified code sits on a few very long lines (license comments follow it).
     expect(Math.max(...code.split("\n").map((line) => line.length))).toBeGreaterThan(50_000);
+  });
+
+  it("is the bundle the bundle report builds, byte for byte", async () => {
+    // Prepare
+    const deployed = readFileSync(join(bundleOf(resourceOf()), "index.mjs"), "utf8");
+    const outfile = join(outdir, `report-${service}`, "index.mjs");
+
+    // Act
+    await build(esbuildOptions(`functions/${service}/handler.ts`, outfile));
+
+    // Assess
+    expect(readFileSync(outfile, "utf8")).toBe(deployed);
   });
 
   it("starts with exactly the environment the stack gives it", async () => {
