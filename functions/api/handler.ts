@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { AppsTable } from "#adapters/apps-table";
-import { dynamoDocuments, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
+import { dynamoDocuments } from "#adapters/dynamodb-client";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
+import { sqs } from "#adapters/sqs-client";
 import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { extraCaCertificates, queueUrl, runtimeSettings, tableNames } from "#shared/config";

@@ -1,10 +1,12 @@
 import type { SQSRecord } from "aws-lambda";
 import { AppsTable } from "#adapters/apps-table";
-import { dynamoDocuments, scheduler, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
+import { dynamoDocuments } from "#adapters/dynamodb-client";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RetrySchedules } from "#adapters/retry-schedules";
+import { scheduler } from "#adapters/scheduler-client";
+import { sqs } from "#adapters/sqs-client";
 import { createWebhookClient } from "#adapters/webhook-client";
 import {
   AttemptInFlightError,

@@ -1,9 +1,10 @@
 import type { SQSRecord } from "aws-lambda";
-import { dynamoDocuments, sqs } from "#adapters/aws-clients";
 import { DeliveriesTable } from "#adapters/deliveries-table";
+import { dynamoDocuments } from "#adapters/dynamodb-client";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
+import { sqs } from "#adapters/sqs-client";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { parseWorkflowStepMessage } from "#domain/messages";
 import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
