@@ -21,6 +21,8 @@ export interface FunctionBundling {
   readonly sourcesContent: boolean;
   readonly banner: string;
   readonly tsconfig: string;
+  /** Packages replaced by other modules, paths relative to the project root. */
+  readonly alias: Readonly<Record<string, string>>;
 }
 
 export const functionBundling: FunctionBundling = {
@@ -34,7 +36,18 @@ export const functionBundling: FunctionBundling = {
   banner:
     "import { createRequire as topLevelCreateRequire } from 'node:module'; const require = topLevelCreateRequire(import.meta.url);",
   tsconfig: join(PROJECT_ROOT, "tsconfig.json"),
+  alias: {
+    // On Lambda credentials are always in the environment; the module says why this pays.
+    "@aws-sdk/credential-provider-node": "./functions/shared/adapters/lambda-credentials.ts",
+  },
 };
+
+/** The aliases as esbuild's command line spells them, for CDK's `esbuildArgs`. */
+export function aliasArguments(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(functionBundling.alias).map(([name, path]) => [`--alias:${name}`, path]),
+  );
+}
 
 /**
  * The build of one handler as CDK runs it (`--bundle --platform=node`, nothing external since the
@@ -55,5 +68,6 @@ export function esbuildOptions(entry: string, outfile: string): BuildOptions {
     sourcesContent: functionBundling.sourcesContent,
     banner: { js: functionBundling.banner },
     tsconfig: functionBundling.tsconfig,
+    alias: { ...functionBundling.alias },
   };
 }

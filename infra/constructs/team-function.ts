@@ -7,7 +7,7 @@ import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import type { Construct, IConstruct } from "constructs";
 import type { Lane } from "#infra/constructs/lanes";
 import type { StateTable } from "#infra/constructs/state-tables";
-import { functionBundling, PROJECT_ROOT } from "#infra/function-bundling";
+import { aliasArguments, functionBundling, PROJECT_ROOT } from "#infra/function-bundling";
 import { metrics } from "#shared/contract";
 
 /** Log levels Powertools Logger accepts through `POWERTOOLS_LOG_LEVEL`. */
@@ -117,6 +117,7 @@ export class TeamFunction extends NodejsFunction {
         bundleAwsSDK: true,
         banner: functionBundling.banner,
         tsconfig: functionBundling.tsconfig,
+        esbuildArgs: aliasArguments(),
       },
       environment: {
         NODE_OPTIONS: "--enable-source-maps",

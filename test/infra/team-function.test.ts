@@ -133,6 +133,16 @@ describe.each(["api", "engine", "deliver"])("the %s function", (service) => {
     expect(readFileSync(outfile, "utf8")).toBe(deployed);
   });
 
+  it("takes its AWS credentials from the environment only, without the STS and SSO clients", () => {
+    // Act
+    const code = readFileSync(join(bundleOf(resourceOf()), "index.mjs"), "utf8");
+
+    // Assess
+    expect(code).toContain("Unable to find environment variable credentials");
+    expect(code).not.toContain("AssumeRoleWithWebIdentity");
+    expect(code).not.toContain("GetRoleCredentials");
+  });
+
   it("starts with exactly the environment the stack gives it", async () => {
     // Prepare
     const bundle = bundleOf(resourceOf());
