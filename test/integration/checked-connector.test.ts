@@ -1,12 +1,12 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import tls, { type TLSSocket } from "node:tls";
-import type { buildConnector } from "undici";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   addressRefusal,
   type CheckedConnectorOptions,
   ConnectFailureError,
+  type Connector,
   checkedConnector,
   type Resolve,
 } from "#adapters/checked-connector";
@@ -84,7 +84,7 @@ function fakeResolver(names: Record<string, readonly string[]>) {
   return { resolve, calls };
 }
 
-function connector(options: Partial<CheckedConnectorOptions> = {}): buildConnector.connector {
+function connector(options: Partial<CheckedConnectorOptions> = {}): Connector {
   return checkedConnector({
     allowPrivateTargets: true,
     connectTimeoutMs: 2_000,
@@ -93,15 +93,14 @@ function connector(options: Partial<CheckedConnectorOptions> = {}): buildConnect
   });
 }
 
-/** Asks the connector for a connection to the URL's origin, as undici would. */
-function connect(connect: buildConnector.connector, url: string): Promise<TLSSocket> {
+/** Asks the connector for a connection to the URL's origin, as the delivery client's pool would. */
+function connect(connect: Connector, url: string): Promise<TLSSocket> {
   const target = new URL(url);
   return new Promise((resolve, reject) => {
     connect(
       {
         protocol: target.protocol,
         hostname: target.hostname,
-        host: target.host,
         port: target.port,
       },
       (error, socket) => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer as createHttpsServer, type Server } from "node:https";
 import net, { type AddressInfo } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   createWebhookClient,
@@ -105,6 +106,9 @@ function handle(request: IncomingMessage, response: ServerResponse): void {
         return;
       case "/echo":
         response.writeHead(201).end("created");
+        return;
+      case "/close":
+        response.writeHead(200, { Connection: "close" }).end("closing");
         return;
       case "/headers":
         response.setHeader("X-Repeated", ["first", "second"]);
@@ -392,6 +396,24 @@ describe("webhook client against a real HTTPS receiver", () => {
       200, 200, 200, 200,
     ]);
     expect(connections - before).toBe(1);
+  });
+
+  it("resumes the TLS session of an earlier connection to the same receiver", async () => {
+    // Prepare: the receiver closes every connection after its response
+    const webhooks = client();
+    const resumed: boolean[] = [];
+    const note = (socket: TLSSocket) => resumed.push(socket.isSessionReused());
+    receiver.on("secureConnection", note);
+
+    // Act
+    const first = await webhooks.send({ method: "GET", url: receiverUrl("/close"), headers: {} });
+    const second = await webhooks.send({ method: "GET", url: receiverUrl("/close"), headers: {} });
+    receiver.off("secureConnection", note);
+
+    // Assess
+    expect(success(first).response.body).toBe("closing");
+    expect(success(second).response.body).toBe("closing");
+    expect(resumed).toEqual([false, true]);
   });
 
   it("resolves once per connection and dials the address it resolved", async () => {

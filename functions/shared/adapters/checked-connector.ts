@@ -1,15 +1,15 @@
 /**
- * The address check of webhook delivery, and its whole SSRF boundary: an undici connector that
- * resolves the target's name itself, refuses the host when any of its addresses is non-public (a
- * rebinding name often mixes public and private answers), and dials exactly the addresses it
- * checked, with SNI and certificate verification for the original name. DNS rebinding cannot slip
- * a private address in between the check and the connection, because nothing resolves again.
+ * The address check of webhook delivery, and its whole SSRF boundary: a connector that resolves
+ * the target's name itself, refuses the host when any of its addresses is non-public (a rebinding
+ * name often mixes public and private answers), and dials exactly the addresses it checked, with
+ * SNI and certificate verification for the original name. DNS rebinding cannot slip a private
+ * address in between the check and the connection, because nothing resolves again. The delivery
+ * client's connection pool opens every connection through it.
  */
 import { ADDRCONFIG } from "node:dns";
 import { lookup } from "node:dns/promises";
-import { isIP, type Socket } from "node:net";
-import type { SecureContext } from "node:tls";
-import { buildConnector } from "undici";
+import { isIP } from "node:net";
+import tls, { type SecureContext, type TLSSocket } from "node:tls";
 import { classifyAddress, isIpLiteral, unbracket } from "#domain/target-url";
 
 export interface ResolvedAddress {
@@ -29,6 +29,20 @@ export interface CheckedConnectorOptions {
   /** The trust store; Node's default when absent. */
   readonly secureContext?: SecureContext;
 }
+
+/** Where a connection is wanted: a URL's protocol, host name (an IP literal may be bracketed) and port. */
+export interface ConnectTarget {
+  readonly protocol: string;
+  readonly hostname: string;
+  /** The URL's port; empty or absent means 443. */
+  readonly port?: string | number;
+}
+
+/** Hands over a TLS connection to `target` that passed the address check, or why there is none. */
+export type Connector = (
+  target: ConnectTarget,
+  callback: (error: Error | null, socket: TLSSocket | null) => void,
+) => void;
 
 export type ConnectFailureKind = "refused" | "dns" | "connect" | "tls" | "timeout";
 
@@ -61,21 +75,21 @@ export function addressRefusal(host: string, address: string): ConnectFailureErr
   return new ConnectFailureError("refused", `refused: ${subject} is ${verdict.range}`);
 }
 
-/** Creates the connector an undici `Agent` dials every webhook connection with. */
-export function checkedConnector(options: CheckedConnectorOptions): buildConnector.connector {
-  const { allowPrivateTargets, connectTimeoutMs } = options;
+/** TLS sessions kept for resumption, per server name: as many receivers as a lane keeps warm. */
+const MAX_CACHED_SESSIONS = 100;
+
+/** Creates the connector the delivery client opens every webhook connection with. */
+export function checkedConnector(options: CheckedConnectorOptions): Connector {
+  const { allowPrivateTargets, connectTimeoutMs, secureContext } = options;
   const resolve = options.resolve ?? resolveWithSystemDns;
-  const dial = buildConnector({
-    timeout: connectTimeoutMs,
-    ...(options.secureContext === undefined ? {} : { secureContext: options.secureContext }),
-  });
+  const sessions = new Map<string, Buffer>();
   const timeoutError = () =>
     new ConnectFailureError("timeout", `connect timeout after ${connectTimeoutMs} ms`);
 
   return (target, callback) => {
     let done = false;
-    let socket: Socket | undefined;
-    const finish = (error: Error | null, connected?: Socket) => {
+    let socket: TLSSocket | undefined;
+    const finish = (error: Error | null, connected?: TLSSocket) => {
       if (done) {
         connected?.destroy();
         return;
@@ -91,18 +105,35 @@ export function checkedConnector(options: CheckedConnectorOptions): buildConnect
     const port = Number(target.port) || 443;
     // SNI carries names only; for an IP literal the certificate is checked against the IP.
     const servername = isIpLiteral(host) ? undefined : host.replace(/\.$/, "");
+    const sessionKey = `${servername ?? host}:${port}`;
 
     const dialOnce = (address: string) =>
-      new Promise<Socket>((resolveSocket, rejectSocket) => {
+      new Promise<TLSSocket>((resolveSocket, rejectSocket) => {
         let tcpConnected = false;
-        const checked = { ...target, hostname: address, port: String(port), servername };
-        socket = dial(checked, (error, connected) => {
-          if (error === null) resolveSocket(connected);
-          else rejectSocket(dialFailure(error, tcpConnected, address, port, timeoutError));
-        }) as unknown as Socket | undefined;
-        socket?.once("connect", () => {
+        // tls.connect verifies the certificate against `servername`, or `host` when there is none.
+        const dialled = tls.connect({
+          host: address,
+          port,
+          servername,
+          secureContext,
+          session: sessions.get(sessionKey),
+        });
+        // A request goes out whole; Nagle's algorithm would only hold its last segment back.
+        dialled.setNoDelay(true);
+        socket = dialled;
+        const onError = (error: Error) =>
+          rejectSocket(dialFailure(error, tcpConnected, address, port));
+        dialled.once("connect", () => {
           tcpConnected = true;
         });
+        dialled.once("error", onError);
+        dialled.once("secureConnect", () => {
+          dialled.off("error", onError);
+          resolveSocket(dialled);
+        });
+        // Destroyed at the deadline before the handshake ended: settles this dial too.
+        dialled.once("close", () => rejectSocket(new Error("connection closed")));
+        dialled.on("session", (session: Buffer) => remember(sessions, sessionKey, session));
       });
 
     const attempt = async () => {
@@ -131,6 +162,16 @@ export function checkedConnector(options: CheckedConnectorOptions): buildConnect
     };
     attempt().catch((error: unknown) => finish(asError(error)));
   };
+}
+
+/** Keeps a session for resumption, forgetting the oldest beyond the bound. */
+function remember(sessions: Map<string, Buffer>, key: string, session: Buffer): void {
+  sessions.delete(key);
+  sessions.set(key, session);
+  if (sessions.size > MAX_CACHED_SESSIONS) {
+    const oldest = sessions.keys().next().value;
+    if (oldest !== undefined) sessions.delete(oldest);
+  }
 }
 
 /** An IP literal is its own address; a name's resolver answers are checked for shape. */
@@ -169,10 +210,8 @@ function dialFailure(
   tcpConnected: boolean,
   address: string,
   port: number,
-  timeoutError: () => ConnectFailureError,
 ): ConnectFailureError {
   const code = (error as { code?: unknown }).code;
-  if (code === "UND_ERR_CONNECT_TIMEOUT") return timeoutError();
   const where = `${address.includes(":") ? `[${address}]` : address}:${port}`;
   const detail = error.message.includes(address) ? error.message : `${error.message} (${where})`;
   if (tcpConnected) return new ConnectFailureError("tls", `tls: ${detail}`);

@@ -1,13 +1,17 @@
 /**
  * The HTTP delivery client: sends one webhook request over HTTPS and reports what happened,
- * never throwing. Every connection goes through the checked connector (`checked-connector.ts`),
- * which resolves the target, refuses non-public addresses and dials exactly the address it checked.
+ * never throwing. It is Node's own HTTPS client with a keep-alive pool whose every connection
+ * comes from the checked connector (`checked-connector.ts`), which resolves the target, refuses
+ * non-public addresses and dials exactly the address it checked.
  */
-import { Agent, type Dispatcher } from "undici";
+import type { ClientRequest, IncomingMessage } from "node:http";
+import { Agent, request as httpsRequest, type RequestOptions } from "node:https";
+import type { Duplex } from "node:stream";
 import {
   addressRefusal,
   ConnectFailureError,
   type ConnectFailureKind,
+  type Connector,
   checkedConnector,
   type Resolve,
 } from "#adapters/checked-connector";
@@ -60,6 +64,12 @@ export interface WebhookClient {
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3_000;
 export const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000;
 export const DEFAULT_MAX_BODY_BYTES = 4_096;
+/**
+ * How long a pooled connection may stay idle before the client closes it (less when the receiver
+ * announces a shorter keep-alive): receivers close idle connections after a few seconds, and
+ * reusing one they are closing fails the request.
+ */
+const IDLE_CONNECTION_MS = 4_000;
 
 /** A failure the client finds itself, in the request or the response, rather than in connecting. */
 class DeliveryFailureError extends Error {
@@ -97,19 +107,14 @@ export function createWebhookClient(options: WebhookClientOptions): WebhookClien
       throw new RangeError(`${name} must be an integer of at least ${least}, got ${value}`);
     }
   }
-  const connect = checkedConnector({
-    allowPrivateTargets: settings.allowPrivateTargets,
-    connectTimeoutMs: settings.connectTimeoutMs,
-    ...(options.resolve === undefined ? {} : { resolve: options.resolve }),
-    ...(options.ca === undefined ? {} : { secureContext: secureContextTrusting(options.ca) }),
-  });
-  // undici follows no redirects unless a redirect interceptor is composed in, and none is.
-  const agent = new Agent({
-    connect,
-    // Backstops only: `send` enforces the response deadline itself, headers and body together.
-    headersTimeout: settings.responseTimeoutMs + 1_000,
-    bodyTimeout: settings.responseTimeoutMs + 1_000,
-  });
+  const agent = new CheckedAgent(
+    checkedConnector({
+      allowPrivateTargets: settings.allowPrivateTargets,
+      connectTimeoutMs: settings.connectTimeoutMs,
+      ...(options.resolve === undefined ? {} : { resolve: options.resolve }),
+      ...(options.ca === undefined ? {} : { secureContext: secureContextTrusting(options.ca) }),
+    }),
+  );
 
   return {
     send: (request) => send(agent, request, settings),
@@ -117,8 +122,43 @@ export function createWebhookClient(options: WebhookClientOptions): WebhookClien
   };
 }
 
+/**
+ * A keep-alive pool that opens connections only through the checked connector. Node's client
+ * follows no redirects; a 3xx comes back as it is.
+ */
+class CheckedAgent extends Agent {
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly connector: Connector) {
+    super({ keepAlive: true, timeout: IDLE_CONNECTION_MS });
+  }
+
+  override createConnection(
+    options: RequestOptions,
+    callback?: (error: Error | null, socket: Duplex) => void,
+  ): undefined {
+    const target = { protocol: "https:", hostname: options.host ?? "", port: options.port ?? 443 };
+    this.connector(target, (error, socket) => callback?.(error, socket as Duplex));
+    return undefined;
+  }
+
+  /** Runs one request, so that `close` can wait for it. */
+  track(sending: Promise<WebhookResult>): Promise<WebhookResult> {
+    const settled = sending.then(() => undefined);
+    this.inFlight.add(settled);
+    void settled.then(() => this.inFlight.delete(settled));
+    return sending;
+  }
+
+  /** Waits for the requests in flight, then closes every pooled connection. */
+  async close(): Promise<void> {
+    await Promise.all(this.inFlight);
+    this.destroy();
+  }
+}
+
 function send(
-  agent: Agent,
+  agent: CheckedAgent,
   request: OutgoingRequest,
   limits: SendSettings,
 ): Promise<WebhookResult> {
@@ -131,7 +171,7 @@ function send(
     durationMs: elapsed(),
   });
   const failWith = (error: unknown): WebhookResult => {
-    const failure = failureOf(error, limits.responseTimeoutMs);
+    const failure = failureOf(error);
     return fail(failure.kind, failure.message);
   };
 
@@ -139,102 +179,84 @@ function send(
   if (invalid !== undefined) return Promise.resolve(fail(invalid.kind, invalid.message));
   const url = new URL(request.url);
 
-  return new Promise<WebhookResult>((resolve) => {
-    let settled = false;
-    let controller: Dispatcher.DispatchController | undefined;
-    let responseTimer: NodeJS.Timeout | undefined;
-    let statusCode = 0;
-    let headers: Record<string, string> = {};
-    const kept: Buffer[] = [];
-    let keptBytes = 0;
+  return agent.track(
+    new Promise<WebhookResult>((resolve) => {
+      let settled = false;
+      let outgoing: ClientRequest | undefined;
+      let responseTimer: NodeJS.Timeout | undefined;
+      let response: IncomingMessage | undefined;
+      const kept: Buffer[] = [];
+      let keptBytes = 0;
 
-    const settle = (result: WebhookResult, abortWith?: Error) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(backstop);
-      clearTimeout(responseTimer);
-      resolve(result);
-      // Aborting destroys the socket: whatever the receiver still sends is never read.
-      if (abortWith !== undefined && controller !== undefined && !controller.aborted) {
-        controller.abort(abortWith);
-      }
-    };
-    const respond = (bodyTruncated: boolean, abortWith?: Error) =>
-      settle(
-        {
-          ok: true,
-          response: {
-            statusCode,
-            headers,
-            body: Buffer.concat(kept).subarray(0, limits.maxBodyBytes).toString("utf8"),
-            bodyTruncated,
-          },
-          durationMs: elapsed(),
-        },
-        abortWith,
-      );
-    const timeOut = () =>
-      settle(
-        fail("timeout", `response timeout after ${limits.responseTimeoutMs} ms`),
-        new DeliveryFailureError("timeout", "response timeout"),
-      );
-    // The connector keeps its own deadline; this one only guarantees that `send` always ends.
-    const backstop = setTimeout(
-      () => settle(fail("timeout", `timeout after ${elapsed()} ms`), new Error("deadline")),
-      limits.connectTimeoutMs + limits.responseTimeoutMs + 1_000,
-    );
-
-    const handler: Dispatcher.DispatchHandler = {
-      onRequestStart(requestController) {
-        controller = requestController;
-        if (settled) {
-          requestController.abort(new Error("already settled"));
-          return;
-        }
-        responseTimer ??= setTimeout(timeOut, limits.responseTimeoutMs);
-      },
-      onResponseStart(_controller, code, responseHeaders) {
-        statusCode = code;
-        headers = flattenHeaders(responseHeaders);
-      },
-      onResponseData(_controller, chunk) {
+      const settle = (result: WebhookResult, abortWith?: Error) => {
         if (settled) return;
-        const room = limits.maxBodyBytes - keptBytes;
-        if (chunk.length > room) {
-          if (room > 0) kept.push(chunk.subarray(0, room));
-          keptBytes += room;
-          respond(true, new Error("response body bound reached"));
-          return;
-        }
-        kept.push(chunk);
-        keptBytes += chunk.length;
-      },
-      onResponseEnd() {
-        // undici frees the connection for the next request one event-loop turn after the
-        // response (a setImmediate of its own); answering after that turn lets a send that
-        // follows at once reuse this connection instead of opening another.
-        setImmediate(() => setImmediate(() => respond(false)));
-      },
-      onResponseError(_controller, error) {
-        settle(failWith(error));
-      },
-    };
+        settled = true;
+        clearTimeout(backstop);
+        clearTimeout(responseTimer);
+        resolve(result);
+        // Destroying the request destroys its socket: whatever the receiver still sends is never read.
+        if (abortWith !== undefined) outgoing?.destroy(abortWith);
+      };
+      const respond = (bodyTruncated: boolean, abortWith?: Error) =>
+        settle(
+          {
+            ok: true,
+            response: {
+              statusCode: response?.statusCode ?? 0,
+              headers: flattenHeaders(response?.headersDistinct ?? {}),
+              body: Buffer.concat(kept).subarray(0, limits.maxBodyBytes).toString("utf8"),
+              bodyTruncated,
+            },
+            durationMs: elapsed(),
+          },
+          abortWith,
+        );
+      const timeOut = () =>
+        settle(
+          fail("timeout", `response timeout after ${limits.responseTimeoutMs} ms`),
+          new DeliveryFailureError("timeout", "response timeout"),
+        );
+      // The connector keeps its own deadline; this one only guarantees that `send` always ends.
+      const backstop = setTimeout(
+        () => settle(fail("timeout", `timeout after ${elapsed()} ms`), new Error("deadline")),
+        limits.connectTimeoutMs + limits.responseTimeoutMs + 1_000,
+      );
 
-    try {
-      agent.dispatch(
-        {
-          origin: url.origin,
-          path: `${url.pathname}${url.search}`,
+      try {
+        outgoing = httpsRequest(url, {
+          agent,
           method: request.method,
           headers: { ...request.headers },
-          body: request.method === "GET" ? null : (request.body ?? null),
-        },
-        handler,
-      );
-    } catch (error) {
-      settle(failWith(error));
-    }
-  });
+        });
+      } catch (error) {
+        settle(failWith(error));
+        return;
+      }
+      // The response deadline runs from the moment the request has a connection to go out on.
+      outgoing.once("socket", () => {
+        responseTimer ??= setTimeout(timeOut, limits.responseTimeoutMs);
+      });
+      outgoing.on("error", (error) => settle(failWith(error)));
+      outgoing.once("response", (incoming) => {
+        response = incoming;
+        incoming.on("data", (chunk: Buffer) => {
+          if (settled) return;
+          const room = limits.maxBodyBytes - keptBytes;
+          if (chunk.length > room) {
+            if (room > 0) kept.push(chunk.subarray(0, room));
+            keptBytes += room;
+            respond(true, new Error("response body bound reached"));
+            return;
+          }
+          kept.push(chunk);
+          keptBytes += chunk.length;
+        });
+        incoming.once("end", () => respond(false));
+        incoming.on("error", (error) => settle(failWith(error)));
+      });
+      outgoing.end(request.method === "GET" ? undefined : (request.body ?? ""));
+    }),
+  );
 }
 
 /** Checks that need no network: the URL policy, the method, and IP-literal targets. */
@@ -267,37 +289,27 @@ function invalidRequest(
   return undefined;
 }
 
-/** Turns whatever undici or the connector raised into a kind and a readable message. */
-function failureOf(
-  error: unknown,
-  responseTimeoutMs: number,
-): DeliveryFailureError | ConnectFailureError {
+/** Turns whatever Node's client or the connector raised into a kind and a readable message. */
+function failureOf(error: unknown): DeliveryFailureError | ConnectFailureError {
   if (error instanceof DeliveryFailureError || error instanceof ConnectFailureError) return error;
   const code = (error as { code?: unknown } | null)?.code;
   const message = messageOf(error);
   switch (code) {
-    case "UND_ERR_HEADERS_TIMEOUT":
-    case "UND_ERR_BODY_TIMEOUT":
-      return new DeliveryFailureError("timeout", `response timeout after ${responseTimeoutMs} ms`);
-    case "UND_ERR_SOCKET":
     case "ECONNRESET":
     case "EPIPE":
+    case "ERR_STREAM_PREMATURE_CLOSE":
       return new DeliveryFailureError("connect", `connection lost: ${message}`);
     default:
       return new DeliveryFailureError("other", message);
   }
 }
 
-function flattenHeaders(
-  headers: Record<string, string | string[] | undefined>,
-): Record<string, string> {
+/** Lower-cased names, each header's values joined with ", " as they came. */
+function flattenHeaders(headers: NodeJS.Dict<string[]>): Record<string, string> {
   return Object.fromEntries(
     Object.entries(headers)
-      .filter((entry): entry is [string, string | string[]] => entry[1] !== undefined)
-      .map(([name, value]) => [
-        name.toLowerCase(),
-        Array.isArray(value) ? value.join(", ") : value,
-      ]),
+      .filter((entry): entry is [string, string[]] => entry[1] !== undefined)
+      .map(([name, values]) => [name.toLowerCase(), values.join(", ")]),
   );
 }
 
