@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod/mini";
 import { ValidationError } from "#domain/errors";
 import { parseId, parseObjectType, parseRequestBody, requestBodies } from "#domain/request-schemas";
 import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";

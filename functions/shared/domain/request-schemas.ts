@@ -3,11 +3,16 @@
  * validate them into the workflow model, and the functions that parse them. A zod issue becomes a
  * `ValidationError` in `validation-messages.ts`.
  *
+ * The schemas are written with `zod/mini`, whose functions tree-shake, so the API's bundle carries
+ * only the validation it uses instead of all of zod (some 450 kB with its locales); the issues are
+ * the same, and so are the messages built from them.
+ *
  * The schemas avoid transforms so that `z.toJSONSchema` can express them; where a rule needs a
  * refinement (unique keys, URL parsing, reserved header names, no custom body on GET) the generated
  * JSON Schema is a looser superset and this module stays the authority.
  */
-import { z } from "zod";
+import { en } from "zod/locales";
+import * as z from "zod/mini";
 import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
 import { toValidationError } from "#domain/validation-messages";
 import {
@@ -17,6 +22,11 @@ import {
   type WorkflowDefinition,
 } from "#domain/workflow";
 import type { RequestBodyName } from "#shared/contract";
+
+// Full zod sets its English messages when loaded; mini leaves that to its user. The rules of a
+// `ValidationError` come from issue codes, but an issue without wording of its own falls back to
+// zod's message, which must read as it always has rather than as "Invalid input".
+z.config(en());
 
 const MAX_NAME_LENGTH = 200;
 const MAX_ID_LENGTH = 100;
@@ -29,41 +39,47 @@ const MAX_DELAY_SECONDS = 90 * 24 * 3600;
 
 const objectTypeSchema = z.enum(OBJECT_TYPES);
 
-const nameSchema = z.string().min(1).max(MAX_NAME_LENGTH).regex(/\S/, "must not be blank");
+const nameSchema = z
+  .string()
+  .check(z.minLength(1), z.maxLength(MAX_NAME_LENGTH), z.regex(/\S/, "must not be blank"));
 
 const idSchema = z
   .string()
-  .min(1)
-  .max(MAX_ID_LENGTH)
-  .regex(/^[A-Za-z0-9_.:-]+$/, "must contain only letters, digits, _ . : or -");
+  .check(
+    z.minLength(1),
+    z.maxLength(MAX_ID_LENGTH),
+    z.regex(/^[A-Za-z0-9_.:-]+$/, "must contain only letters, digits, _ . : or -"),
+  );
 
-const propertyNameSchema = z
-  .string()
-  .min(1)
-  .max(MAX_PROPERTY_NAME_LENGTH)
-  .regex(/^[A-Za-z0-9_.-]+$/, "must contain only letters, digits, _ . or -")
+const propertyNameSchema = z.string().check(
+  z.minLength(1),
+  z.maxLength(MAX_PROPERTY_NAME_LENGTH),
+  z.regex(/^[A-Za-z0-9_.-]+$/, "must contain only letters, digits, _ . or -"),
   // Stored records and payloads are plain objects keyed by property name.
-  .regex(/^(?!__proto__$)/, "is a reserved name");
+  z.regex(/^(?!__proto__$)/, "is a reserved name"),
+);
 
 const propertyValueSchema = z.union(
-  [z.string().max(MAX_PROPERTY_VALUE_LENGTH), z.number(), z.boolean(), z.null()],
+  [z.string().check(z.maxLength(MAX_PROPERTY_VALUE_LENGTH)), z.number(), z.boolean(), z.null()],
   { error: "must be a string, number, boolean or null" },
 );
 
 const clientSecretSchema = z
   .string()
-  .min(16)
-  .max(256)
-  .regex(/^[\x21-\x7E]+$/, "must contain only printable ASCII characters without spaces");
+  .check(
+    z.minLength(16),
+    z.maxLength(256),
+    z.regex(/^[\x21-\x7E]+$/, "must contain only printable ASCII characters without spaces"),
+  );
 
 /** What a target URL may be is the URL policy's to say; the model only carries its length bound. */
-const targetUrlSchema = z
-  .string()
-  .superRefine((url, ctx) => {
+const targetUrlSchema = z.string().check(
+  z.superRefine((url, ctx) => {
     const problem = targetUrlProblem(url);
     if (problem !== undefined) ctx.addIssue({ code: "custom", message: problem });
-  })
-  .meta({ maxLength: MAX_TARGET_URL_LENGTH });
+  }),
+  z.meta({ maxLength: MAX_TARGET_URL_LENGTH }),
+);
 
 /** Headers every webhook request carries; an API key must not replace them. */
 const RESERVED_HEADER_NAMES = new Set([
@@ -91,25 +107,31 @@ const apiKeyAuthenticationSchema = z
     type: z.literal("apiKey"),
     name: z
       .string()
-      .min(1)
-      .max(100)
-      .regex(
-        /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/,
-        "must contain only letters, digits and !#$%&'*+-.^_`|~ (an HTTP header name)",
+      .check(
+        z.minLength(1),
+        z.maxLength(100),
+        z.regex(
+          /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/,
+          "must contain only letters, digits and !#$%&'*+-.^_`|~ (an HTTP header name)",
+        ),
       ),
     location: z.enum(["header", "query"]),
     value: z
       .string()
-      .min(1)
-      .max(4_096)
-      .regex(/^[\x20-\x7E]+$/, "must contain only printable ASCII characters"),
+      .check(
+        z.minLength(1),
+        z.maxLength(4_096),
+        z.regex(/^[\x20-\x7E]+$/, "must contain only printable ASCII characters"),
+      ),
   })
-  .refine(
-    (key) => key.location !== "header" || !RESERVED_HEADER_NAMES.has(key.name.toLowerCase()),
-    {
-      path: ["name"],
-      message: "must not be a header that every webhook request sets itself",
-    },
+  .check(
+    z.refine(
+      (key) => key.location !== "header" || !RESERVED_HEADER_NAMES.has(key.name.toLowerCase()),
+      {
+        path: ["name"],
+        message: "must not be a header that every webhook request sets itself",
+      },
+    ),
   );
 
 const authenticationSchema = z.discriminatedUnion("type", [
@@ -117,10 +139,12 @@ const authenticationSchema = z.discriminatedUnion("type", [
   apiKeyAuthenticationSchema,
 ]);
 
+const customFieldKeySchema = z.string().check(z.minLength(1), z.maxLength(100));
+
 const customFieldSchema = z.union(
   [
-    z.strictObject({ key: z.string().min(1).max(100), property: propertyNameSchema }),
-    z.strictObject({ key: z.string().min(1).max(100), value: propertyValueSchema }),
+    z.strictObject({ key: customFieldKeySchema, property: propertyNameSchema }),
+    z.strictObject({ key: customFieldKeySchema, value: propertyValueSchema }),
   ],
   { error: "must be {key, property} or {key, value}" },
 );
@@ -129,11 +153,10 @@ const bodySpecSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("all") }),
   z.strictObject({
     type: z.literal("custom"),
-    fields: z
-      .array(customFieldSchema)
-      .min(1)
-      .max(MAX_CUSTOM_FIELDS)
-      .superRefine((fields, ctx) => {
+    fields: z.array(customFieldSchema).check(
+      z.minLength(1),
+      z.maxLength(MAX_CUSTOM_FIELDS),
+      z.superRefine((fields, ctx) => {
         const firstIndexOfKey = new Map<string, number>();
         fields.forEach((field, index) => {
           const first = firstIndexOfKey.get(field.key);
@@ -148,6 +171,7 @@ const bodySpecSchema = z.discriminatedUnion("type", [
           });
         });
       }),
+    ),
   }),
 ]);
 
@@ -155,24 +179,26 @@ const webhookActionSchema = z
   .strictObject({
     type: z.literal("webhook"),
     url: targetUrlSchema,
-    method: z.enum(["POST", "GET"]).default("POST"),
-    authentication: authenticationSchema.optional(),
-    body: bodySpecSchema.default({ type: "all" }),
+    method: z._default(z.enum(["POST", "GET"]), "POST"),
+    authentication: z.optional(authenticationSchema),
+    body: z._default(bodySpecSchema, { type: "all" }),
   })
-  .refine((action) => action.method !== "GET" || action.body.type !== "custom", {
-    path: ["body"],
-    message: "must not be custom when method is GET (a GET sends no body)",
-  });
+  .check(
+    z.refine((action) => action.method !== "GET" || action.body.type !== "custom", {
+      path: ["body"],
+      message: "must not be custom when method is GET (a GET sends no body)",
+    }),
+  );
 
 const setPropertyActionSchema = z.strictObject({
   type: z.literal("setProperty"),
   property: propertyNameSchema,
-  value: z.string().max(MAX_PROPERTY_VALUE_LENGTH),
+  value: z.string().check(z.maxLength(MAX_PROPERTY_VALUE_LENGTH)),
 });
 
 const delayActionSchema = z.strictObject({
   type: z.literal("delay"),
-  seconds: z.int().min(1).max(MAX_DELAY_SECONDS),
+  seconds: z.int().check(z.gte(1), z.lte(MAX_DELAY_SECONDS)),
 });
 
 const workflowActionSchema = z.discriminatedUnion("type", [
@@ -185,24 +211,24 @@ const workflowActionSchema = z.discriminatedUnion("type", [
 export const requestBodies = {
   createApp: z.strictObject({
     name: nameSchema,
-    clientSecret: clientSecretSchema.optional(),
+    clientSecret: z.optional(clientSecretSchema),
   }),
   putObject: z.strictObject({
-    properties: z
-      .record(propertyNameSchema, propertyValueSchema)
-      .refine((properties) => Object.keys(properties).length <= MAX_PROPERTIES_PER_REQUEST, {
+    properties: z.record(propertyNameSchema, propertyValueSchema).check(
+      z.refine((properties) => Object.keys(properties).length <= MAX_PROPERTIES_PER_REQUEST, {
         message: `must have at most ${MAX_PROPERTIES_PER_REQUEST} properties`,
-      })
-      .meta({ maxProperties: MAX_PROPERTIES_PER_REQUEST }),
+      }),
+      z.meta({ maxProperties: MAX_PROPERTIES_PER_REQUEST }),
+    ),
   }),
   workflow: z.strictObject({
     name: nameSchema,
     objectType: objectTypeSchema,
-    actions: z.array(workflowActionSchema).min(1).max(MAX_ACTIONS),
+    actions: z.array(workflowActionSchema).check(z.minLength(1), z.maxLength(MAX_ACTIONS)),
   }),
   enroll: z.strictObject({ objectId: idSchema }),
   testAction: z.strictObject({ objectId: idSchema }),
-} as const satisfies Record<RequestBodyName, z.ZodType>;
+} as const satisfies Record<RequestBodyName, z.ZodMiniType>;
 
 /** A request body as validated, with defaults applied. */
 export type RequestBody<N extends RequestBodyName> = z.output<(typeof requestBodies)[N]>;

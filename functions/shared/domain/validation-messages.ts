@@ -2,7 +2,7 @@
  * How a zod issue becomes the message of a `ValidationError` (SPEC section 2: the message names
  * the field and the rule).
  */
-import type { z } from "zod";
+import type * as z from "zod/mini";
 import { ValidationError } from "#domain/errors";
 
 type Issue = z.core.$ZodIssue;
