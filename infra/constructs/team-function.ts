@@ -125,10 +125,9 @@ export class TeamFunction extends NodejsFunction {
         POWERTOOLS_SERVICE_NAME: props.serviceName,
         POWERTOOLS_METRICS_NAMESPACE: metrics.namespace,
         POWERTOOLS_LOG_LEVEL: props.logLevel,
-        // Events and responses carry client secrets and API keys (docs/contract.md, section 6):
-        // never copy them into logs or traces.
+        // Events carry client secrets and API keys (docs/contract.md, section 6): never copy them
+        // into logs.
         POWERTOOLS_LOGGER_LOG_EVENT: "false",
-        POWERTOOLS_TRACER_CAPTURE_RESPONSE: "false",
       },
     });
     this.serviceName = props.serviceName;

@@ -97,7 +97,6 @@ describe.each(["api", "engine", "deliver"])("the %s function", (service) => {
       POWERTOOLS_METRICS_NAMESPACE: metrics.namespace,
       POWERTOOLS_LOG_LEVEL: "INFO",
       POWERTOOLS_LOGGER_LOG_EVENT: "false",
-      POWERTOOLS_TRACER_CAPTURE_RESPONSE: "false",
       NODE_OPTIONS: "--enable-source-maps",
       ALLOW_PRIVATE_TARGETS: "false",
     });

@@ -1,6 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { tracer } from "#shared/observability";
 
 /**
  * The DynamoDB client of a function, created once per process. Each AWS client has a module of its
@@ -8,7 +7,6 @@ import { tracer } from "#shared/observability";
  * the standard `AWS_ENDPOINT_URL_*` variables, so the same code talks to AWS or to the local
  * emulators.
  */
-export const dynamoDocuments = DynamoDBDocumentClient.from(
-  tracer.captureAWSv3Client(new DynamoDBClient({})),
-  { marshallOptions: { removeUndefinedValues: true } },
-);
+export const dynamoDocuments = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
+  marshallOptions: { removeUndefinedValues: true },
+});

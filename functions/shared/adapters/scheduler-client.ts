@@ -1,8 +1,7 @@
 import { SchedulerClient } from "@aws-sdk/client-scheduler";
-import { tracer } from "#shared/observability";
 
 /**
  * The EventBridge Scheduler client, created once per process; only the deliver function
  * schedules retries, so only its bundle carries it (see `dynamodb-client.ts`).
  */
-export const scheduler = tracer.captureAWSv3Client(new SchedulerClient({}));
+export const scheduler = new SchedulerClient({});
