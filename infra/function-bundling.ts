@@ -3,6 +3,7 @@
  * to CDK's esbuild bundling, and `scripts/bundle-report.ts` hands the same ones to esbuild
  * directly, so the size and start-up time a report shows are those of what the stack deploys.
  */
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { BuildOptions } from "esbuild";
@@ -23,7 +24,13 @@ export interface FunctionBundling {
   readonly tsconfig: string;
   /** Packages replaced by other modules, paths relative to the project root. */
   readonly alias: Readonly<Record<string, string>>;
+  /** Identifiers replaced by JSON values throughout the code. */
+  readonly define: Readonly<Record<string, string>>;
 }
+
+const packageJson = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
+  version: string;
+};
 
 export const functionBundling: FunctionBundling = {
   target: "node24",
@@ -40,6 +47,9 @@ export const functionBundling: FunctionBundling = {
     // On Lambda credentials are always in the environment; the module says why this pays.
     "@aws-sdk/credential-provider-node": "./functions/shared/adapters/lambda-credentials.ts",
   },
+  // The version the User-Agent of webhooks names (functions/shared/version.ts reads it from
+  // package.json when running unbundled, so both say the same).
+  define: { WORKFLOW_WEBHOOKS_VERSION: JSON.stringify(packageJson.version) },
 };
 
 /** The aliases as esbuild's command line spells them, for CDK's `esbuildArgs`. */
@@ -69,5 +79,6 @@ export function esbuildOptions(entry: string, outfile: string): BuildOptions {
     banner: { js: functionBundling.banner },
     tsconfig: functionBundling.tsconfig,
     alias: { ...functionBundling.alias },
+    define: { ...functionBundling.define },
   };
 }

@@ -117,6 +117,7 @@ export class TeamFunction extends NodejsFunction {
         bundleAwsSDK: true,
         banner: functionBundling.banner,
         tsconfig: functionBundling.tsconfig,
+        define: { ...functionBundling.define },
         esbuildArgs: aliasArguments(),
       },
       environment: {

@@ -14,6 +14,7 @@ import { esbuildOptions } from "#infra/function-bundling";
 import type { WorkflowWebhooksStack } from "#infra/stack";
 import { metrics, queues } from "#shared/contract";
 import { scratchStack, synthesize } from "#test/synth";
+import packageJson from "../../package.json" with { type: "json" };
 
 let outdir: string;
 let stack: WorkflowWebhooksStack;
@@ -140,6 +141,15 @@ describe.each(["api", "engine", "deliver"])("the %s function", (service) => {
     expect(code).toContain("Unable to find environment variable credentials");
     expect(code).not.toContain("AssumeRoleWithWebIdentity");
     expect(code).not.toContain("GetRoleCredentials");
+  });
+
+  it("knows the project's version without carrying package.json", () => {
+    // Act
+    const code = readFileSync(join(bundleOf(resourceOf()), "index.mjs"), "utf8");
+
+    // Assess
+    expect(code).not.toContain(packageJson.description);
+    expect(code).not.toContain("../../package.json");
   });
 
   it("starts with exactly the environment the stack gives it", async () => {

@@ -1,6 +1,7 @@
 import { createHash, createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { buildAttemptRequest, redactRequest, USER_AGENT } from "#domain/webhook-request";
+import packageJson from "../../package.json" with { type: "json" };
 
 const base = {
   deliveryId: "d-1",
@@ -29,6 +30,7 @@ describe("the request of an attempt", () => {
       body: '{"vid":1}',
     });
     expect(USER_AGENT).toMatch(/^workflow-webhooks\/\d+\.\d+\.\d+$/);
+    expect(USER_AGENT).toBe(`workflow-webhooks/${packageJson.version}`);
   });
 
   it("signs method, the URL as sent and the body with v2 and v3, timestamped when sent", () => {

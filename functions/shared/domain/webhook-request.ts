@@ -1,8 +1,8 @@
 import { signatureHeaders } from "#domain/signatures";
 import { type Authentication, REDACTED_SECRET } from "#domain/workflow";
-import packageJson from "../../../package.json" with { type: "json" };
+import { PROJECT_VERSION } from "#shared/version";
 
-export const USER_AGENT = `workflow-webhooks/${packageJson.version}`;
+export const USER_AGENT = `workflow-webhooks/${PROJECT_VERSION}`;
 
 /** An HTTP request, exactly as it goes on the wire. */
 export interface OutgoingRequest {
