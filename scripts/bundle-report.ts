@@ -3,7 +3,10 @@
  * inputs that take the most room in it, and how long a fresh `node` takes to import it (which
  * constructs its clients), as the median of several runs.
  *
- *   npx tsx scripts/bundle-report.ts [function ...] [--runs=20] [--json]
+ *   npx tsx scripts/bundle-report.ts [function ...] [--runs=20] [--source-maps] [--json]
+ *
+ * `--source-maps` imports with `--enable-source-maps`, as the stack's NODE_OPTIONS runs the
+ * functions on Lambda; Node then reads each bundle's source map while loading it.
  *
  * The import runs with dummy values for every variable a handler reads at start-up and nothing
  * from this shell's environment, so it never reaches AWS: nothing is sent at import.
@@ -24,6 +27,13 @@ const DEFAULT_RUNS = 20;
 const TOP_INPUTS = 12;
 const REGION = "eu-west-1";
 const ACCOUNT = "123456789012";
+
+export interface ReportOptions {
+  /** Fresh imports to time. */
+  readonly runs: number;
+  /** Import with `--enable-source-maps`, as on Lambda. */
+  readonly sourceMaps: boolean;
+}
 
 export interface InitTiming {
   /** Wall-clock milliseconds from the start of the import to its end. */
@@ -52,11 +62,11 @@ export function functionNames(): string[] {
     .sort();
 }
 
-/** Bundles `functions/<name>/handler.ts` into `outdir` and times `runs` fresh imports of it. */
+/** Bundles `functions/<name>/handler.ts` into `outdir` and times fresh imports of it. */
 export async function reportBundle(
   name: string,
   outdir: string,
-  runs: number = DEFAULT_RUNS,
+  options: ReportOptions = { runs: DEFAULT_RUNS, sourceMaps: false },
 ): Promise<BundleReport> {
   const outfile = join(outdir, name, "index.mjs");
   const { metafile } = await build({
@@ -65,7 +75,9 @@ export async function reportBundle(
     logLevel: "warning",
   });
   const init: InitTiming[] = [];
-  for (let run = 0; run < runs; run += 1) init.push(await timeImport(outfile, name));
+  for (let run = 0; run < options.runs; run += 1) {
+    init.push(await timeImport(outfile, name, options.sourceMaps));
+  }
   return {
     name,
     bytes: statSync(outfile).size,
@@ -98,17 +110,17 @@ function packageOf(path: string): string | undefined {
 const INIT_PROBE = `
 const cpuBefore = process.cpuUsage();
 const started = performance.now();
-await import(${JSON.stringify("./index.mjs")});
+await import("./index.mjs");
 const wallMs = performance.now() - started;
 const cpu = process.cpuUsage(cpuBefore);
 process.stdout.write(JSON.stringify({ wallMs, cpuMs: (cpu.user + cpu.system) / 1000 }));
 `;
 
 /** One fresh `node` importing the bundle, as Lambda's init does. */
-async function timeImport(outfile: string, name: string): Promise<InitTiming> {
+async function timeImport(outfile: string, name: string, sourceMaps: boolean): Promise<InitTiming> {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["--input-type=module", "-e", INIT_PROBE],
+    [...(sourceMaps ? ["--enable-source-maps"] : []), "--input-type=module", "-e", INIT_PROBE],
     { cwd: join(outfile, ".."), env: initEnvironment(name) },
   );
   const timing = JSON.parse(stdout) as Partial<InitTiming>;
@@ -139,7 +151,6 @@ function initEnvironment(name: string): NodeJS.ProcessEnv {
     POWERTOOLS_METRICS_NAMESPACE: metrics.namespace,
     POWERTOOLS_LOG_LEVEL: "INFO",
     POWERTOOLS_LOGGER_LOG_EVENT: "false",
-    POWERTOOLS_TRACER_CAPTURE_RESPONSE: "false",
     [retryScheduler.groupEnvVar]: retryScheduler.defaultGroupName,
     [retryScheduler.roleArnEnvVar]: `arn:aws:iam::${ACCOUNT}:role/retries`,
     [retryScheduler.deadLetterArnEnvVar]: `arn:aws:sqs:${REGION}:${ACCOUNT}:retries-dlq`,
@@ -147,8 +158,9 @@ function initEnvironment(name: string): NodeJS.ProcessEnv {
   for (const table of Object.values(tables)) env[table.envVar] = `bundle-report-${table.name}`;
   for (const queue of Object.values(queues)) {
     env[queue.urlEnvVar] = `https://sqs.${REGION}.amazonaws.com/${ACCOUNT}/${queue.name}`;
-    if ("arnEnvVar" in queue)
+    if ("arnEnvVar" in queue) {
       env[queue.arnEnvVar] = `arn:aws:sqs:${REGION}:${ACCOUNT}:${queue.name}`;
+    }
   }
   return env;
 }
@@ -165,9 +177,8 @@ function median(values: readonly number[]): number {
 const kB = (bytes: number) => `${(bytes / 1000).toFixed(1)} kB`;
 
 function printReport(report: BundleReport): void {
-  console.log(
-    `${report.name}: ${kB(report.bytes)} (${report.bytes} bytes); init median ${report.initMedianMs.toFixed(0)} ms (${report.initCpuMedianMs.toFixed(0)} ms CPU) over ${report.init.length} runs`,
-  );
+  const init = `init median ${report.initMedianMs.toFixed(0)} ms (${report.initCpuMedianMs.toFixed(0)} ms CPU) over ${report.init.length} runs`;
+  console.log(`${report.name}: ${kB(report.bytes)} (${report.bytes} bytes); ${init}`);
   for (const { input, bytes } of report.topInputs) {
     console.log(`  ${kB(bytes).padStart(10)}  ${input}`);
   }
@@ -176,7 +187,11 @@ function printReport(report: BundleReport): void {
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { runs: { type: "string" }, json: { type: "boolean", default: false } },
+    options: {
+      runs: { type: "string" },
+      "source-maps": { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+    },
   });
   const runs = values.runs === undefined ? DEFAULT_RUNS : Number(values.runs);
   if (!Number.isSafeInteger(runs) || runs < 1) throw new Error("--runs must be a whole number ≥ 1");
@@ -186,16 +201,15 @@ async function main(): Promise<void> {
   if (unknown.length > 0) throw new Error(`no such function: ${unknown.join(", ")}`);
 
   if (!values.json) {
-    const [load] = loadavg();
-    console.log(
-      `load average ${load?.toFixed(1)} on ${availableParallelism()} cores; wall times grow with it\n`,
-    );
+    const [load = 0] = loadavg();
+    const cores = availableParallelism();
+    console.log(`load average ${load.toFixed(1)} on ${cores} cores; wall times grow with it\n`);
   }
   const outdir = mkdtempSync(join(tmpdir(), "bundle-report-"));
   try {
     const reports: BundleReport[] = [];
     for (const name of names) {
-      const report = await reportBundle(name, outdir, runs);
+      const report = await reportBundle(name, outdir, { runs, sourceMaps: values["source-maps"] });
       reports.push(report);
       if (!values.json) printReport(report);
     }
