@@ -78,7 +78,8 @@ export function jsonBody(event: APIGatewayProxyEvent): unknown {
   }
 }
 
-function header(event: APIGatewayProxyEvent, name: string): string | undefined {
+/** A request header, whatever the case of its name. */
+export function header(event: APIGatewayProxyEvent, name: string): string | undefined {
   for (const [key, value] of Object.entries(event.headers ?? {})) {
     if (key.toLowerCase() === name && value !== undefined) return value;
   }

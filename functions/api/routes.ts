@@ -1,6 +1,6 @@
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import type { AppsDeps } from "#app/apps";
-import { readApp, registerApp } from "#app/apps";
+import { readApp, registerApp, rotateAppSecret } from "#app/apps";
 import { type DeliveriesDeps, readDelivery, retryDelivery } from "#app/deliveries";
 import { type EnrollDeps, type EnrollmentViewDeps, enroll, readEnrollment } from "#app/enrollments";
 import { putRecord, type RecordsDeps, readRecord } from "#app/records";
@@ -16,7 +16,8 @@ import {
 import { parseId, parseObjectType, parseRequestBody } from "#domain/request-schemas";
 import type { RouteKey } from "#shared/contract";
 import { metricNames, metrics } from "#shared/observability";
-import { jsonBody, type Reply } from "./http.ts";
+import { header, jsonBody, type Reply } from "./http.ts";
+import { openApiDocument } from "./openapi.ts";
 
 export type ApiDeps = AppsDeps &
   RecordsDeps &
@@ -94,4 +95,22 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
     ok(await readDelivery(deps, param(event, "deliveryId"))),
   "POST /deliveries/{deliveryId}/retry": async (deps, event) =>
     ok(await retryDelivery(deps, param(event, "deliveryId")), 202),
+  "POST /apps/{appId}/rotate-secret": async (deps, event) =>
+    ok(await rotateAppSecret(deps, param(event, "appId"), body("rotateSecret", event))),
+  "GET /openapi.json": async (_deps, event) => ok(openApiDocument(serverUrlOf(event))),
 };
+
+/**
+ * The URL the client called the API at, without the route: scheme, host and, on API Gateway, the
+ * stage (`requestContext.path` is the path as called, `path` the route's part of it).
+ */
+function serverUrlOf(event: APIGatewayProxyEvent): string | undefined {
+  const host = header(event, "host");
+  if (host === undefined) return undefined;
+  const scheme = header(event, "x-forwarded-proto") ?? "http";
+  const called = event.requestContext?.path ?? event.path;
+  const prefix = called.endsWith(event.path)
+    ? called.slice(0, called.length - event.path.length)
+    : "";
+  return `${scheme}://${host}${prefix}`;
+}

@@ -111,7 +111,13 @@ export const metrics = {
 } as const;
 
 /** Request bodies the API validates; each names a zod schema in `domain/request-schemas.ts`. */
-export type RequestBodyName = "createApp" | "putObject" | "workflow" | "enroll" | "testAction";
+export type RequestBodyName =
+  | "createApp"
+  | "putObject"
+  | "workflow"
+  | "enroll"
+  | "testAction"
+  | "rotateSecret";
 
 export interface ApiRoute {
   readonly method: "GET" | "POST" | "PUT" | "DELETE";
@@ -137,6 +143,8 @@ export const apiRoutes = [
   { method: "GET", path: "/enrollments/{enrollmentId}" },
   { method: "GET", path: "/deliveries/{deliveryId}" },
   { method: "POST", path: "/deliveries/{deliveryId}/retry" },
+  { method: "POST", path: "/apps/{appId}/rotate-secret", body: "rotateSecret" },
+  { method: "GET", path: "/openapi.json" },
 ] as const satisfies readonly ApiRoute[];
 
 type KeyOf<Route> = Route extends {

@@ -304,7 +304,8 @@ function toEvent(
         userAgent: request.headers["user-agent"] ?? null,
         userArn: null,
       },
-      path: `/${STAGE}${path}`,
+      // The path as the client called it, as on API Gateway: local URLs carry no stage.
+      path,
       protocol: `HTTP/${request.httpVersion}`,
       requestId,
       requestTime: requestTime(now),

@@ -62,6 +62,7 @@ describe("local API gateway", () => {
     expect(event.isBase64Encoded).toBe(false);
     expect(event.requestContext).toMatchObject({
       stage: "local",
+      path: "/objects/contacts/ada%20lovelace",
       httpMethod: "GET",
       resourcePath: "/objects/{objectType}/{objectId}",
       identity: { sourceIp: "127.0.0.1" },

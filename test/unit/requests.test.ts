@@ -6,6 +6,7 @@ import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
 import {
   assignActionIds,
   redactWorkflow,
+  type StoredStandardWebhooksAuthentication,
   type Workflow,
   type WorkflowDefinition,
 } from "#domain/workflow";
@@ -137,7 +138,49 @@ const rejections: RejectionCase[] = [
     name: "workflow",
     input: webhookWith({ authentication: { type: "basic" } }),
     field: "actions[0].authentication.type",
-    message: /^must be one of signature, apiKey$/,
+    message: /^must be one of signature, apiKey, standardWebhooks$/,
+  },
+  {
+    rule: "a Standard Webhooks secret without its whsec_ prefix",
+    name: "workflow",
+    input: webhookWith({
+      authentication: { type: "standardWebhooks", secret: Buffer.alloc(32, 7).toString("base64") },
+    }),
+    field: "actions[0].authentication.secret",
+    message: /^must be whsec_ followed by the base64 of a 24 to 64 byte key$/,
+  },
+  {
+    rule: "a Standard Webhooks key shorter than 24 bytes",
+    name: "workflow",
+    input: webhookWith({
+      authentication: {
+        type: "standardWebhooks",
+        secret: `whsec_${Buffer.alloc(16, 7).toString("base64")}`,
+      },
+    }),
+    field: "actions[0].authentication.secret",
+    message: /^must be whsec_ followed by the base64 of a 24 to 64 byte key$/,
+  },
+  {
+    rule: "a Standard Webhooks key longer than 64 bytes",
+    name: "workflow",
+    input: webhookWith({
+      authentication: {
+        type: "standardWebhooks",
+        secret: `whsec_${Buffer.alloc(65, 7).toString("base64")}`,
+      },
+    }),
+    field: "actions[0].authentication.secret",
+    message: /^must be whsec_ followed by the base64 of a 24 to 64 byte key$/,
+  },
+  {
+    rule: "an API key header that replaces a Standard Webhooks header",
+    name: "workflow",
+    input: webhookWith({
+      authentication: { type: "apiKey", name: "Webhook-Signature", location: "header", value: "x" },
+    }),
+    field: "actions[0].authentication.name",
+    message: /^must not be a header that every webhook request sets itself$/,
   },
   {
     rule: "signature authentication without appId",
@@ -571,6 +614,36 @@ describe("parseRequestBody accepts", () => {
     expect(withoutSecret).toEqual({ name: "CRM" });
   });
 
+  it.each([24, 32, 64])(
+    "a Standard Webhooks secret of a %i-byte key, and *** to keep one",
+    (bytes) => {
+      // Prepare
+      const secret = `whsec_${Buffer.alloc(bytes, 0xfb).toString("base64")}`;
+      const withSecret = webhookWith({ authentication: { type: "standardWebhooks", secret } });
+      const kept = webhookWith({ authentication: { type: "standardWebhooks", secret: "***" } });
+
+      // Act
+      const parsed = parseRequestBody("workflow", withSecret);
+      const parsedKept = parseRequestBody("workflow", kept);
+
+      // Assess
+      expect(parsed.actions[0]).toMatchObject({
+        authentication: { type: "standardWebhooks", secret },
+      });
+      expect(parsedKept.actions[0]).toMatchObject({ authentication: { secret: "***" } });
+    },
+  );
+
+  it("a secret rotation with or without the new secret", () => {
+    // Act
+    const given = parseRequestBody("rotateSecret", { clientSecret: "0123456789abcdef" });
+    const generated = parseRequestBody("rotateSecret", {});
+
+    // Assess
+    expect(given).toEqual({ clientSecret: "0123456789abcdef" });
+    expect(generated).toEqual({});
+  });
+
   it("an enrollment and a test request", () => {
     // Prepare
     const input = { objectId: "company:42_a.b-c" };
@@ -695,6 +768,43 @@ describe("stored workflows", () => {
     });
     expect(redacted.actions.slice(1)).toEqual(before.actions.slice(1));
     expect(stored).toEqual(before);
+  });
+
+  it("redacts a Standard Webhooks secret and never shows the previous one", () => {
+    // Prepare
+    const secret = `whsec_${Buffer.alloc(32, 1).toString("base64")}`;
+    const previous = `whsec_${Buffer.alloc(32, 2).toString("base64")}`;
+    const stored: Workflow = {
+      id: "wf-2",
+      name: "n",
+      objectType: "contacts",
+      actions: [
+        {
+          id: "a",
+          type: "webhook",
+          url: "https://crm.example.com/hook",
+          method: "POST",
+          body: { type: "all" },
+          authentication: {
+            type: "standardWebhooks",
+            secret,
+            previousSecret: { secret: previous, expiresAt: 1 },
+          } as StoredStandardWebhooksAuthentication,
+        },
+      ],
+      createdAt: "2025-01-01T00:00:00.000Z",
+      updatedAt: "2025-01-01T00:00:00.000Z",
+    };
+
+    // Act
+    const redacted = redactWorkflow(stored);
+
+    // Assess
+    expect(redacted.actions[0]).toMatchObject({
+      authentication: { type: "standardWebhooks", secret: "***" },
+    });
+    expect(JSON.stringify(redacted)).not.toContain(secret.slice(6));
+    expect(JSON.stringify(redacted)).not.toContain(previous.slice(6));
   });
 });
 

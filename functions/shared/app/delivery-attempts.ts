@@ -216,6 +216,7 @@ async function send(
     authentication: auth,
     body: delivery.body,
     clientSecret: app?.clientSecret,
+    previousClientSecret: app?.previousClientSecret,
     now: start.sentAt,
   });
   const result = await deps.webhookClient.send(request);

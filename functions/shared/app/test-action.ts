@@ -50,6 +50,7 @@ export async function testWebhookAction(
     authentication: auth,
     body: webhookBody(action.body, action.method, record, { portalId: deps.portalId }),
     clientSecret: app?.clientSecret,
+    previousClientSecret: app?.previousClientSecret,
     now: deps.now(),
   });
   const result = await deps.webhookClient.send(request);

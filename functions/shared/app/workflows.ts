@@ -4,8 +4,10 @@ import { NotFoundError, StaleStateError, ValidationError } from "#domain/errors"
 import { classifyAddress, isIpLiteral, parseTargetUrl, unbracket } from "#domain/target-url";
 import {
   assignActionIds,
+  PREVIOUS_SECRET_LIFETIME_MS,
   REDACTED_SECRET,
   redactWorkflow,
+  type StoredStandardWebhooksAuthentication,
   type Workflow,
   type WorkflowAction,
   type WorkflowDefinition,
@@ -27,7 +29,7 @@ export async function createWorkflow(deps: WorkflowsDeps, definition: WorkflowDe
     id: deps.newId(),
     name: definition.name,
     objectType: definition.objectType,
-    actions: assignActionIds(definition, deps.newId),
+    actions: refuseHiddenSecrets(assignActionIds(definition, deps.newId)),
     createdAt: now,
     updatedAt: now,
   };
@@ -49,17 +51,21 @@ export async function replaceWorkflow(
   if (!current) throw new NotFoundError(`workflow ${id} not found`);
   await checkActions(deps, definition.actions);
   const fresh = assignActionIds(definition, deps.newId);
-  const actions = fresh.map((action, index) => {
-    const previous = current.actions[index];
-    if (previous?.type !== action.type) return action;
-    return { ...keepHiddenApiKey(action, previous), id: previous.id };
-  });
+  const now = deps.now();
+  const actions = refuseHiddenSecrets(
+    fresh.map((action, index) => {
+      const previous = current.actions[index];
+      if (previous?.type !== action.type) return action;
+      const kept = carryStandardWebhooksSecret(keepHiddenApiKey(action, previous), previous, now);
+      return { ...kept, id: previous.id };
+    }),
+  );
   const workflow: Workflow = {
     ...current,
     name: definition.name,
     objectType: definition.objectType,
     actions,
-    updatedAt: new Date(deps.now()).toISOString(),
+    updatedAt: new Date(now).toISOString(),
   };
   try {
     await deps.workflows.replace(workflow);
@@ -101,6 +107,46 @@ function keepHiddenApiKey<A extends WorkflowAction>(action: A, previous: Workflo
   if (auth?.type !== "apiKey" || before?.type !== "apiKey" || auth.value !== REDACTED_SECRET)
     return action;
   return { ...action, authentication: { ...auth, value: before.value } };
+}
+
+/**
+ * A Standard Webhooks secret sent back as `***` keeps the action's secret. A new secret replaces
+ * it, and the secret it replaces keeps signing beside the new one for a day (a rotation).
+ */
+function carryStandardWebhooksSecret<A extends WorkflowAction>(
+  action: A,
+  previous: WorkflowAction,
+  now: number,
+): A {
+  if (action.type !== "webhook" || previous.type !== "webhook") return action;
+  const auth = action.authentication;
+  const before = previous.authentication;
+  if (auth?.type !== "standardWebhooks" || before?.type !== "standardWebhooks") return action;
+  if (auth.secret === REDACTED_SECRET || auth.secret === before.secret) {
+    return { ...action, authentication: before };
+  }
+  const rotated: StoredStandardWebhooksAuthentication = {
+    ...auth,
+    previousSecret: { secret: before.secret, expiresAt: now + PREVIOUS_SECRET_LIFETIME_MS },
+  };
+  return { ...action, authentication: rotated };
+}
+
+/** A `***` secret with no secret behind it to keep is a mistake, not a secret. */
+function refuseHiddenSecrets<A extends WorkflowAction>(actions: A[]): A[] {
+  for (const [index, action] of actions.entries()) {
+    if (
+      action.type === "webhook" &&
+      action.authentication?.type === "standardWebhooks" &&
+      action.authentication.secret === REDACTED_SECRET
+    ) {
+      throw new ValidationError(
+        `actions[${index}].authentication.secret`,
+        "is hidden (***); give the secret (*** keeps a secret only when the same action already has one)",
+      );
+    }
+  }
+  return actions;
 }
 
 /** Rules that need more than the schema: signing apps exist, literal addresses are public. */

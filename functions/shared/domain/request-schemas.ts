@@ -13,12 +13,14 @@
  */
 import { en } from "zod/locales";
 import * as z from "zod/mini";
+import { STANDARD_WEBHOOKS_SECRET_PREFIX } from "#domain/signatures";
 import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
 import { toValidationError } from "#domain/validation-messages";
 import {
   OBJECT_TYPES,
   type ObjectType,
   type PropertyValue,
+  REDACTED_SECRET,
   type WorkflowDefinition,
 } from "#domain/workflow";
 import type { RequestBodyName } from "#shared/contract";
@@ -95,6 +97,11 @@ const RESERVED_HEADER_NAMES = new Set([
   "x-hubspot-signature-version",
   "x-hubspot-signature-v3",
   "x-hubspot-request-timestamp",
+  "x-hubspot-signature-previous",
+  "x-hubspot-signature-v3-previous",
+  "webhook-id",
+  "webhook-timestamp",
+  "webhook-signature",
 ]);
 
 const signatureAuthenticationSchema = z.strictObject({
@@ -134,9 +141,45 @@ const apiKeyAuthenticationSchema = z
     ),
   );
 
+const MIN_STANDARD_WEBHOOKS_KEY_BYTES = 24;
+const MAX_STANDARD_WEBHOOKS_KEY_BYTES = 64;
+const STANDARD_WEBHOOKS_SECRET_RULE =
+  "must be whsec_ followed by the base64 of a 24 to 64 byte key";
+
+/**
+ * Standard Webhooks recommends keys of 24 to 64 bytes, base64 in 32 to 88 characters. `***`, as
+ * responses show the secret, means "keep the secret this action has" when a workflow is replaced.
+ */
+const standardWebhooksSecretSchema = z.string().check(
+  z.regex(
+    new RegExp(`^(?:${STANDARD_WEBHOOKS_SECRET_PREFIX}[A-Za-z0-9+/]{32,86}={0,2}|\\*\\*\\*)$`),
+    { message: STANDARD_WEBHOOKS_SECRET_RULE, abort: true },
+  ),
+  z.refine((secret) => secret === REDACTED_SECRET || isStandardWebhooksKey(secret), {
+    message: STANDARD_WEBHOOKS_SECRET_RULE,
+  }),
+);
+
+/** Whether a `whsec_` secret is canonical base64 of a key of an accepted length. */
+function isStandardWebhooksKey(secret: string): boolean {
+  const encoded = secret.slice(STANDARD_WEBHOOKS_SECRET_PREFIX.length);
+  const key = Buffer.from(encoded, "base64");
+  return (
+    key.toString("base64") === encoded &&
+    key.length >= MIN_STANDARD_WEBHOOKS_KEY_BYTES &&
+    key.length <= MAX_STANDARD_WEBHOOKS_KEY_BYTES
+  );
+}
+
+const standardWebhooksAuthenticationSchema = z.strictObject({
+  type: z.literal("standardWebhooks"),
+  secret: standardWebhooksSecretSchema,
+});
+
 const authenticationSchema = z.discriminatedUnion("type", [
   signatureAuthenticationSchema,
   apiKeyAuthenticationSchema,
+  standardWebhooksAuthenticationSchema,
 ]);
 
 const customFieldKeySchema = z.string().check(z.minLength(1), z.maxLength(100));
@@ -228,6 +271,7 @@ export const requestBodies = {
   }),
   enroll: z.strictObject({ objectId: idSchema }),
   testAction: z.strictObject({ objectId: idSchema }),
+  rotateSecret: z.strictObject({ clientSecret: z.optional(clientSecretSchema) }),
 } as const satisfies Record<RequestBodyName, z.ZodMiniType>;
 
 /** A request body as validated, with defaults applied. */
@@ -254,6 +298,11 @@ export function parseRequestBody<N extends RequestBodyName>(
     throw toValidationError(result.error.issues, []);
   }
   return result.data as RequestBody<N>;
+}
+
+/** The schema of a path parameter: `objectType` is one of the object types, any other an id. */
+export function pathParameterSchema(name: string): z.ZodType {
+  return name === "objectType" ? objectTypeSchema : idSchema;
 }
 
 /** Validates the `objectType` path parameter. */

@@ -1,10 +1,13 @@
 /**
- * HubSpot's X-HubSpot-Signature schemes (v1, v2, v3): used to sign outgoing webhooks, and exported
- * for receivers to verify them.
+ * The signature schemes of outgoing webhooks, used to sign them and exported for receivers to
+ * verify them (`workflow-webhooks/signatures`): HubSpot's X-HubSpot-Signature (v1, v2, v3), and
+ * Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).
  *
- * The URI is hashed exactly as given, with no percent-decoding, as `@hubspot/api-client`'s
+ * HubSpot's URI is hashed exactly as given, with no percent-decoding, as `@hubspot/api-client`'s
  * `Signature` does; a receiver must pass the full URL it was called on (scheme, host, path and
  * query in their original order and encoding).
+ *
+ * This module needs nothing but `node:crypto`: it is built to JavaScript for receivers.
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
@@ -45,14 +48,33 @@ export interface SignatureInput {
   readonly timestamp: number;
 }
 
-/** The signature headers of one request: v2 (with its version header) and v3 with its timestamp. */
-export function signatureHeaders(input: SignatureInput): Record<string, string> {
-  const { clientSecret, method, uri, body, timestamp } = input;
+/**
+ * The signature headers of one request: v2 (with its version header) and v3 with its timestamp.
+ * While a replaced secret still signs (`previousClientSecret`), its v2 and v3 signatures travel in
+ * `X-HubSpot-Signature-Previous` and `X-HubSpot-Signature-v3-Previous`, so that each header holds
+ * exactly one signature, as HubSpot's own verifiers expect.
+ */
+export function signatureHeaders(
+  input: SignatureInput & { readonly previousClientSecret?: string },
+): Record<string, string> {
+  const { clientSecret, previousClientSecret, method, uri, body, timestamp } = input;
   return {
     "X-HubSpot-Signature-Version": "v2",
     "X-HubSpot-Signature": signV2(clientSecret, method, uri, body),
     "X-HubSpot-Request-Timestamp": String(timestamp),
     "X-HubSpot-Signature-v3": signV3(clientSecret, method, uri, body, timestamp),
+    ...(previousClientSecret === undefined
+      ? {}
+      : {
+          "X-HubSpot-Signature-Previous": signV2(previousClientSecret, method, uri, body),
+          "X-HubSpot-Signature-v3-Previous": signV3(
+            previousClientSecret,
+            method,
+            uri,
+            body,
+            timestamp,
+          ),
+        }),
   };
 }
 
@@ -112,6 +134,114 @@ export function verifyV3(input: VerifyV3Input): boolean {
   }
   const expected = hmacBase64(clientSecret, method + uri + body + timestampText);
   return signaturesMatch(expected, signature);
+}
+
+/** Standard Webhooks secrets are `whsec_` followed by the base64 of the key. */
+export const STANDARD_WEBHOOKS_SECRET_PREFIX = "whsec_";
+
+/** The only signature version Standard Webhooks defines for symmetric keys. */
+const STANDARD_WEBHOOKS_VERSION = "v1";
+
+/** The key of a `whsec_...` secret; throws `RangeError` when it is not that form. */
+export function standardWebhooksKey(secret: string): Buffer {
+  const encoded = secret.startsWith(STANDARD_WEBHOOKS_SECRET_PREFIX)
+    ? secret.slice(STANDARD_WEBHOOKS_SECRET_PREFIX.length)
+    : secret;
+  const key = Buffer.from(encoded, "base64");
+  if (key.length === 0 || key.toString("base64") !== encoded) {
+    throw new RangeError("a Standard Webhooks secret is whsec_ followed by base64");
+  }
+  return key;
+}
+
+/**
+ * One Standard Webhooks signature, `v1,` and the base64 HMAC-SHA256 (keyed with the secret's key)
+ * of `<id>.<timestamp>.<body>`; `timestampSeconds` is epoch seconds, `body` is "" for GET.
+ */
+export function signStandardWebhook(
+  secret: string,
+  id: string,
+  timestampSeconds: number,
+  body: string,
+): string {
+  if (!Number.isSafeInteger(timestampSeconds) || timestampSeconds < 0) {
+    throw new RangeError(`timestamp must be epoch seconds, got ${timestampSeconds}`);
+  }
+  const mac = createHmac("sha256", standardWebhooksKey(secret))
+    .update(`${id}.${timestampSeconds}.${body}`, "utf8")
+    .digest("base64");
+  return `${STANDARD_WEBHOOKS_VERSION},${mac}`;
+}
+
+/** What one request needs to be signed the Standard Webhooks way. */
+export interface StandardWebhookInput {
+  readonly secret: string;
+  /** A secret being replaced that still signs: its signature is sent beside the new one. */
+  readonly previousSecret?: string;
+  /** `webhook-id`: the same on every attempt of one message, so receivers can drop duplicates. */
+  readonly id: string;
+  readonly body: string;
+  /** When the request is sent, in epoch milliseconds; the header carries seconds. */
+  readonly timestamp: number;
+}
+
+/** `webhook-id`, `webhook-timestamp` and `webhook-signature` (space-separated when two secrets sign). */
+export function standardWebhookHeaders(input: StandardWebhookInput): Record<string, string> {
+  const seconds = Math.floor(input.timestamp / 1000);
+  const secrets = [
+    input.secret,
+    ...(input.previousSecret === undefined ? [] : [input.previousSecret]),
+  ];
+  return {
+    "webhook-id": input.id,
+    "webhook-timestamp": String(seconds),
+    "webhook-signature": secrets
+      .map((secret) => signStandardWebhook(secret, input.id, seconds, input.body))
+      .join(" "),
+  };
+}
+
+/** What a receiver passes to check a Standard Webhooks request. */
+export interface VerifyStandardWebhookInput {
+  readonly secret: string;
+  /** The `webhook-id` header. */
+  readonly id: string;
+  /** The `webhook-timestamp` header (epoch seconds), as received. */
+  readonly timestamp: string | number;
+  /** The `webhook-signature` header: one or more space-separated `v1,<base64>` signatures. */
+  readonly signature: string;
+  /** The raw body as a UTF-8 string; "" for GET. */
+  readonly body: string;
+  /** The receiver's clock, epoch milliseconds; defaults to `Date.now()`. */
+  readonly now?: number;
+  /** The replay window; defaults to 5 minutes. */
+  readonly maxAgeMs?: number;
+}
+
+/**
+ * Checks a Standard Webhooks request: false when the timestamp is not decimal seconds within
+ * `maxAgeMs` of `now`, or when none of the `v1` signatures in the header matches (constant time).
+ */
+export function verifyStandardWebhook(input: VerifyStandardWebhookInput): boolean {
+  const now = input.now ?? Date.now();
+  const maxAgeMs = input.maxAgeMs ?? MAX_TIMESTAMP_AGE_MS;
+  const timestampText = String(input.timestamp);
+  if (!/^\d{1,13}$/.test(timestampText)) return false;
+  const seconds = Number(timestampText);
+  if (Math.abs(now - seconds * 1000) > maxAgeMs) return false;
+  if (typeof input.signature !== "string" || typeof input.id !== "string") return false;
+  let expected: string;
+  try {
+    expected = signStandardWebhook(input.secret, input.id, seconds, input.body);
+  } catch {
+    return false;
+  }
+  // Every listed signature is compared, so the time taken does not tell which one matched.
+  let matched = false;
+  for (const candidate of input.signature.split(" ")) {
+    if (signaturesMatch(expected, candidate)) matched = true;
+  }
+  return matched;
 }
 
 function sha256Hex(source: string): string {

@@ -1,5 +1,11 @@
-import { signatureHeaders } from "#domain/signatures";
-import { type Authentication, REDACTED_SECRET } from "#domain/workflow";
+import { signatureHeaders, standardWebhookHeaders } from "#domain/signatures";
+import {
+  type Authentication,
+  type PreviousSecret,
+  previousStandardWebhooksSecret,
+  REDACTED_SECRET,
+  unexpiredPreviousSecret,
+} from "#domain/workflow";
 import { PROJECT_VERSION } from "#shared/version";
 
 export const USER_AGENT = `workflow-webhooks/${PROJECT_VERSION}`;
@@ -22,6 +28,8 @@ export interface AttemptRequestInput {
   readonly body?: string;
   /** The app's client secret, for signature authentication. */
   readonly clientSecret?: string;
+  /** The app's secret before its last rotation: it signs too until it expires. */
+  readonly previousClientSecret?: PreviousSecret;
   /** When the attempt is sent (epoch ms): the v3 signature's timestamp. */
   readonly now: number;
 }
@@ -50,12 +58,28 @@ export function buildAttemptRequest(input: AttemptRequestInput): OutgoingRequest
   if (auth?.type === "signature") {
     if (input.clientSecret === undefined)
       throw new Error("a signed webhook needs its app's client secret");
+    const previousClientSecret = unexpiredPreviousSecret(input.previousClientSecret, input.now);
     Object.assign(
       headers,
       signatureHeaders({
         clientSecret: input.clientSecret,
+        ...(previousClientSecret === undefined ? {} : { previousClientSecret }),
         method: input.method,
         uri: url,
+        body: body ?? "",
+        timestamp: input.now,
+      }),
+    );
+  }
+  if (auth?.type === "standardWebhooks") {
+    const previous = previousStandardWebhooksSecret(auth);
+    const previousSecret = unexpiredPreviousSecret(previous, input.now);
+    Object.assign(
+      headers,
+      standardWebhookHeaders({
+        secret: auth.secret,
+        ...(previousSecret === undefined ? {} : { previousSecret }),
+        id: input.deliveryId,
         body: body ?? "",
         timestamp: input.now,
       }),

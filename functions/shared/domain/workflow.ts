@@ -25,7 +25,56 @@ export interface ApiKeyAuthentication {
   value: string;
 }
 
-export type Authentication = SignatureAuthentication | ApiKeyAuthentication;
+/**
+ * A webhook request signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
+ * `webhook-signature`) with `secret`, `whsec_` followed by the base64 of the key.
+ */
+export interface StandardWebhooksAuthentication {
+  type: "standardWebhooks";
+  secret: string;
+}
+
+export type Authentication =
+  | SignatureAuthentication
+  | ApiKeyAuthentication
+  | StandardWebhooksAuthentication;
+
+/** A secret that was replaced: requests are signed with it too, beside the new one, until then. */
+export interface PreviousSecret {
+  readonly secret: string;
+  /** Epoch milliseconds. */
+  readonly expiresAt: number;
+}
+
+/**
+ * How long a replaced secret keeps signing beside the new one: a day for the receiver to switch
+ * without dropping a request.
+ */
+export const PREVIOUS_SECRET_LIFETIME_MS = 24 * 3600 * 1000;
+
+/**
+ * Standard Webhooks authentication as the server keeps it: after its secret is replaced, the one
+ * before keeps signing for a day. Only the server sets `previousSecret`, and no response shows it.
+ */
+export type StoredStandardWebhooksAuthentication = StandardWebhooksAuthentication & {
+  previousSecret?: PreviousSecret;
+};
+
+/** The previous secret's value while it still signs at `now` (epoch ms). */
+export function unexpiredPreviousSecret(
+  previous: PreviousSecret | undefined,
+  now: number,
+): string | undefined {
+  return previous !== undefined && now < previous.expiresAt ? previous.secret : undefined;
+}
+
+/** The replaced Standard Webhooks secret an action's authentication holds, if any. */
+export function previousStandardWebhooksSecret(
+  authentication: Authentication | undefined,
+): PreviousSecret | undefined {
+  if (authentication?.type !== "standardWebhooks") return undefined;
+  return (authentication as StoredStandardWebhooksAuthentication).previousSecret;
+}
 
 /** One field of a custom body: a property of the record, or a fixed value. */
 export type CustomField = { key: string; property: string } | { key: string; value: PropertyValue };
@@ -85,14 +134,20 @@ export function assignActionIds(
 /** What responses show in place of a secret. */
 export const REDACTED_SECRET = "***";
 
-/** The workflow as API responses show it: API-key values replaced by `***`. */
+/** The workflow as API responses show it: API-key values and signing secrets replaced by `***`. */
 export function redactWorkflow(workflow: Workflow): Workflow {
   return {
     ...workflow,
-    actions: workflow.actions.map((action) =>
-      action.type === "webhook" && action.authentication?.type === "apiKey"
-        ? { ...action, authentication: { ...action.authentication, value: REDACTED_SECRET } }
-        : action,
-    ),
+    actions: workflow.actions.map((action) => {
+      if (action.type !== "webhook") return action;
+      const auth = action.authentication;
+      if (auth?.type === "apiKey") {
+        return { ...action, authentication: { ...auth, value: REDACTED_SECRET } };
+      }
+      if (auth?.type === "standardWebhooks") {
+        return { ...action, authentication: { type: auth.type, secret: REDACTED_SECRET } };
+      }
+      return action;
+    }),
   };
 }

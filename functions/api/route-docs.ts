@@ -1,0 +1,153 @@
+/**
+ * What the OpenAPI document says of each route of the contract: a route without its description
+ * does not compile. Path parameters and request bodies come from the contract and the request
+ * schemas; only what they cannot say is written here.
+ */
+import { z } from "zod";
+import type { RouteKey } from "#shared/contract";
+import type { RouteDoc } from "./openapi.ts";
+
+const isoTime = z.string().meta({ format: "date-time" });
+
+const appSchema = z.object({ appId: z.string(), name: z.string() });
+
+const registeredAppSchema = appSchema.extend({
+  clientSecret: z.string().meta({ description: "Shown only in this response" }),
+});
+
+const rotatedSecretSchema = registeredAppSchema.extend({
+  previousSecretExpiresAt: isoTime.meta({
+    description: "Until then, requests are signed with the replaced secret too",
+  }),
+});
+
+const enrolledSchema = z.object({ enrollmentId: z.string(), status: z.string() });
+
+/** The description of every route of `apiRoutes`, keyed by method and path. */
+export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
+  "GET /health": {
+    operationId: "health",
+    summary: "Whether the API answers",
+    tag: "system",
+    success: { status: 200, description: "It does", schema: z.object({ ok: z.literal(true) }) },
+  },
+  "POST /apps": {
+    operationId: "registerApp",
+    summary: "Register a signing app",
+    description:
+      "A client secret is generated when none is given. The secret is shown only in this response.",
+    tag: "apps",
+    success: { status: 201, description: "The app and its secret", schema: registeredAppSchema },
+  },
+  "GET /apps/{appId}": {
+    operationId: "readApp",
+    summary: "Read an app (never its secret)",
+    tag: "apps",
+    success: { status: 200, description: "The app", schema: appSchema },
+  },
+  "PUT /objects/{objectType}/{objectId}": {
+    operationId: "putRecord",
+    summary: "Create or update a record",
+    description:
+      "Every changed value is kept as a new version. Returns the record exactly as a webhook for it sends it.",
+    tag: "records",
+    success: { status: 200, description: "Updated (201 when created): the record as sent" },
+  },
+  "GET /objects/{objectType}/{objectId}": {
+    operationId: "readRecord",
+    summary: "Read a record, in exactly the JSON a webhook for it sends",
+    tag: "records",
+    success: { status: 200, description: "The record as sent" },
+  },
+  "GET /workflows": {
+    operationId: "listWorkflows",
+    summary: "List every workflow, oldest first",
+    tag: "workflows",
+    success: { status: 200, description: "`{workflows: [...]}`, secrets shown as ***" },
+  },
+  "POST /workflows": {
+    operationId: "createWorkflow",
+    summary: "Create a workflow",
+    tag: "workflows",
+    success: { status: 201, description: "The workflow, with an id on it and on every action" },
+  },
+  "GET /workflows/{workflowId}": {
+    operationId: "readWorkflow",
+    summary: "Read a workflow",
+    tag: "workflows",
+    success: { status: 200, description: "The workflow, secrets shown as ***" },
+  },
+  "PUT /workflows/{workflowId}": {
+    operationId: "replaceWorkflow",
+    summary: "Replace a workflow",
+    description:
+      "An action keeps its id when an action of the same type stood at the same position; a secret sent back as *** keeps the stored one. A new Standard Webhooks secret rotates: the one it replaces signs too for 24 hours.",
+    tag: "workflows",
+    success: { status: 200, description: "The workflow, secrets shown as ***" },
+  },
+  "DELETE /workflows/{workflowId}": {
+    operationId: "deleteWorkflow",
+    summary: "Delete a workflow (running enrollments finish their copy)",
+    tag: "workflows",
+    success: { status: 204, description: "Deleted" },
+  },
+  "POST /workflows/{workflowId}/enrollments": {
+    operationId: "enroll",
+    summary: "Enroll a record into a workflow",
+    tag: "enrollments",
+    success: {
+      status: 202,
+      description: "Enrolled; it runs asynchronously",
+      schema: enrolledSchema,
+    },
+    refusals: [409],
+  },
+  "POST /workflows/{workflowId}/actions/{actionId}/test": {
+    operationId: "testWebhookAction",
+    summary: "Send one request of a webhook action now, without retries",
+    tag: "workflows",
+    success: {
+      status: 200,
+      description:
+        "`{request, response, error}`: what was sent (API keys as ***) and what came back",
+    },
+  },
+  "GET /enrollments/{enrollmentId}": {
+    operationId: "readEnrollment",
+    summary: "Read an enrollment with each action's outcome and every delivery attempt",
+    tag: "enrollments",
+    success: { status: 200, description: "The enrollment" },
+  },
+  "GET /deliveries/{deliveryId}": {
+    operationId: "readDelivery",
+    summary: "Read a delivery with its attempts",
+    tag: "deliveries",
+    success: { status: 200, description: "The delivery" },
+  },
+  "POST /deliveries/{deliveryId}/retry": {
+    operationId: "retryDelivery",
+    summary: "Re-fire a failed (or retrying) delivery now",
+    tag: "deliveries",
+    success: { status: 202, description: "The delivery, its next attempt due now" },
+    refusals: [409],
+  },
+  "POST /apps/{appId}/rotate-secret": {
+    operationId: "rotateAppSecret",
+    summary: "Give an app a new client secret",
+    description:
+      "The new secret (the one given, or a generated one) is shown only in this response. For 24 hours the replaced secret signs too, in X-HubSpot-Signature-Previous and X-HubSpot-Signature-v3-Previous.",
+    tag: "apps",
+    success: {
+      status: 200,
+      description: "The app and its new secret",
+      schema: rotatedSecretSchema,
+    },
+    refusals: [409],
+  },
+  "GET /openapi.json": {
+    operationId: "openApiDocument",
+    summary: "This document",
+    tag: "system",
+    success: { status: 200, description: "The OpenAPI 3.1 document of the API" },
+  },
+};
