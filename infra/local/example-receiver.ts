@@ -1,86 +1,73 @@
 /**
  * `npm run receiver`: an HTTPS webhook receiver on 127.0.0.1 for trying the system locally. It
- * makes a self-signed certificate, prints the NODE_EXTRA_CA_CERTS line that makes `npm start`
- * trust it, and prints every webhook it receives with the result of verifying its signatures.
- * Settings: RECEIVER_PORT (4000), CLIENT_SECRET (the signing app's secret, to verify signatures),
- * FAIL_FIRST (answer the first N requests of each delivery with 503, to watch retries).
+ * prints the NODE_EXTRA_CA_CERTS line that makes `npm start` trust its certificate (kept across
+ * restarts), and every webhook it receives with the result of verifying its signatures.
+ * Settings: RECEIVER_PORT (4000), CLIENT_SECRET (the signing app's secret), STANDARD_WEBHOOKS_SECRET
+ * (a whsec_ secret), FAIL_FIRST (answer the first N attempts of each delivery with 503).
  */
-import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync } from "node:fs";
-import { createServer } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { verifyV2, verifyV3 } from "#domain/signatures";
+import {
+  describeWebhook,
+  OpensslMissingError,
+  PortInUseError,
+  receiverCertificate,
+  startWebhookReceiver,
+  type WebhookReceiver,
+} from "./webhook-receiver.ts";
 
-const port = Number(process.env.RECEIVER_PORT ?? 4000);
-const secret = process.env.CLIENT_SECRET;
-const failFirst = Number(process.env.FAIL_FIRST ?? 0);
+const DEFAULT_PORT = 4000;
+/** Kept in the temporary folder so that a restart finds the certificate `npm start` trusts. */
+const CERTIFICATE_DIR = join(tmpdir(), "workflow-webhooks-receiver");
 
-const dir = join(tmpdir(), "workflow-webhooks-receiver");
-mkdirSync(dir, { recursive: true });
-const keyFile = join(dir, "receiver.key");
-const certFile = join(dir, "receiver.crt");
-// biome-ignore format: one option per line would hide the command
-execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "30", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"], { stdio: "ignore" });
+class SettingError extends Error {
+  override name = "SettingError";
+}
 
-const seen = new Map<string, number>();
-const server = createServer(
-  { key: readFileSync(keyFile), cert: readFileSync(certFile) },
-  (req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks).toString("utf8");
-      const header = (name: string) => String(req.headers[name] ?? "");
-      const deliveryId = header("x-delivery-id");
-      const count = (seen.get(deliveryId) ?? 0) + 1;
-      seen.set(deliveryId, count);
-      const status = count <= failFirst ? 503 : 200;
-      const uri = `https://${req.headers.host}${req.url}`;
-      const method = req.method ?? "POST";
-      const verified = secret
-        ? {
-            v2: verifyV2({
-              clientSecret: secret,
-              method,
-              uri,
-              body,
-              signature: header("x-hubspot-signature"),
-            }),
-            v3: verifyV3({
-              clientSecret: secret,
-              method,
-              uri,
-              body,
-              timestamp: header("x-hubspot-request-timestamp"),
-              signature: header("x-hubspot-signature-v3"),
-            }),
-          }
-        : "set CLIENT_SECRET to verify signatures";
-      console.log(
-        JSON.stringify(
-          {
-            method,
-            uri,
-            deliveryId,
-            attempt: header("x-delivery-attempt"),
-            verified,
-            answer: status,
-            body: body && JSON.parse(body),
-          },
-          null,
-          2,
-        ),
-      );
-      res.writeHead(status, { "content-type": "application/json" });
-      res.end(JSON.stringify({ received: status === 200 }));
+function whole(name: string, value: string | undefined, fallback: number, max: number): number {
+  if (value === undefined || value === "") return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < 0 || parsed > max) {
+    throw new SettingError(`${name} must be a whole number from 0 to ${max}, got "${value}"`);
+  }
+  return parsed;
+}
+
+async function main(): Promise<void> {
+  const { env } = process;
+  let receiver: WebhookReceiver;
+  try {
+    const port = whole("RECEIVER_PORT", env.RECEIVER_PORT, DEFAULT_PORT, 65_535);
+    const certificate = receiverCertificate(CERTIFICATE_DIR);
+    receiver = await startWebhookReceiver({
+      certificate,
+      port,
+      secrets: {
+        clientSecret: env.CLIENT_SECRET || undefined,
+        standardWebhooksSecret: env.STANDARD_WEBHOOKS_SECRET || undefined,
+      },
+      failFirst: whole("FAIL_FIRST", env.FAIL_FIRST, 0, 1_000),
+      onWebhook: (webhook) => console.log(`${describeWebhook(webhook)}\n`),
     });
-  },
-);
+    console.log(`Receiver listening on ${receiver.url}/`);
+    console.log(
+      certificate.created
+        ? "Start the system so that it trusts this receiver's new certificate:"
+        : "Its certificate is the one from before; a system started with this line trusts it:",
+    );
+    console.log(`  NODE_EXTRA_CA_CERTS=${certificate.certFile} npm start`);
+  } catch (error) {
+    console.error(`Receiver not started: ${describe(error)}`);
+    process.exit(1);
+  }
+  process.on("SIGINT", () => receiver.close().then(() => process.exit(0)));
+  process.on("SIGTERM", () => receiver.close().then(() => process.exit(0)));
+}
 
-server.listen(port, "127.0.0.1", () => {
-  console.log(`Receiver listening on https://127.0.0.1:${port}/`);
-  console.log(`Start the system so that it trusts this receiver's certificate:`);
-  console.log(`  NODE_EXTRA_CA_CERTS=${certFile} npm start`);
-});
-process.on("SIGINT", () => server.close(() => process.exit(0)));
+function describe(error: unknown): string {
+  if (error instanceof PortInUseError) return `${error.message}; choose another with RECEIVER_PORT`;
+  if (error instanceof OpensslMissingError || error instanceof SettingError) return error.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+await main();

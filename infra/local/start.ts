@@ -2,6 +2,7 @@
  * `npm start`: the whole system on this machine until Ctrl-C.
  * Settings: PORT (3000), RETRY_TIME_SCALE (1), ALLOW_PRIVATE_TARGETS (on), LOG_LEVEL (INFO).
  */
+import { noteOldNode } from "./node-version.ts";
 import { type LocalRuntime, startLocalRuntime } from "./runtime.ts";
 
 const REPEAT_SIGNAL_MS = 1_000;
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   process.on("SIGINT", shutdown);
   process.on("SIGTERM", shutdown);
 
+  noteOldNode();
   try {
     const { env } = process;
     runtime = await startLocalRuntime({
