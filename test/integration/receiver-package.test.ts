@@ -1,25 +1,35 @@
 /**
  * The receiver's side of the package, as a new user meets it: `npm pack` here, `npm install` of
  * the tarball in a plain Node project, a plain `import` of the verifiers with no TypeScript
- * loader, and the README's receiver compiled under `tsc --strict` and run against signed requests.
+ * loader, and the receivers the README and docs/receiving.md show, compiled there under
+ * `tsc --strict`, run, and sent signed, repeated and forged requests.
  */
-import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signatureHeaders } from "#domain/signatures";
+import { signatureHeaders, standardWebhookHeaders } from "#domain/signatures";
 import { freePort, waitUntil } from "#infra/local/net";
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, "../..");
-const tsc = join(root, "node_modules/typescript/bin/tsc");
 /** npm pack builds the verifiers first; installing and compiling take a few seconds each. */
-const PACKAGE_TIMEOUT_MS = 180_000;
+const PACKAGE_TIMEOUT_MS = 240_000;
+const CLIENT_SECRET = "the-client-secret-1234";
+const STANDARD_WEBHOOKS_SECRET = `whsec_${Buffer.alloc(32, 7).toString("base64")}`;
 
 let work: string;
 let consumer: string;
+
+/** The ```ts blocks of a Markdown file of this repository that import the verifiers. */
+function receiverBlocks(file: string): string[] {
+  const text = readFileSync(join(root, file), "utf8");
+  return [...text.matchAll(/```ts\n([\s\S]*?)```/g)]
+    .map((match) => match[1] ?? "")
+    .filter((code) => code.includes('from "workflow-webhooks/signatures"'));
+}
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "receiver-package-"));
@@ -37,11 +47,109 @@ beforeAll(async () => {
     ["install", join(work, filename), "--offline", "--no-audit", "--no-fund", "--ignore-scripts"],
     { cwd: consumer },
   );
+
+  const [readme] = receiverBlocks("README.md");
+  const [plain, express] = receiverBlocks("docs/receiving.md");
+  const sources = { readme, plain, express };
+  for (const [name, code] of Object.entries(sources)) {
+    if (code === undefined) throw new Error(`no ${name} receiver block found`);
+    writeFileSync(join(consumer, `${name}.ts`), code);
+  }
+  // The receiver's project would install Express and the Node types; this one borrows ours.
+  mkdirSync(join(consumer, "node_modules/@types"), { recursive: true });
+  for (const module of ["express", "@types/express", "@types/node"]) {
+    symlinkSync(join(root, "node_modules", module), join(consumer, "node_modules", module));
+  }
+  writeFileSync(
+    join(consumer, "tsconfig.json"),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        target: "ES2022",
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        outDir: "out",
+        types: ["node"],
+        skipLibCheck: true,
+      },
+      files: Object.keys(sources).map((name) => `${name}.ts`),
+    }),
+  );
+  await run(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", "."], {
+    cwd: consumer,
+  });
 }, PACKAGE_TIMEOUT_MS);
 
 afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
+
+interface RunningReceiver {
+  readonly port: number;
+  output(): string;
+  stop(): void;
+}
+
+/** Runs a compiled receiver with the secrets set, once it answers. */
+async function startCompiled(name: string): Promise<RunningReceiver> {
+  const port = await freePort();
+  let output = "";
+  const child: ChildProcess = execFile(process.execPath, [`out/${name}.js`], {
+    cwd: consumer,
+    env: {
+      ...process.env,
+      CLIENT_SECRET,
+      STANDARD_WEBHOOKS_SECRET,
+      PORT: String(port),
+    },
+  });
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  await waitUntil(() => fetch(`http://127.0.0.1:${port}/`), 15_000);
+  return { port, output: () => output, stop: () => child.kill() };
+}
+
+/** A request to send once the receiver's port is known (HubSpot signatures cover the URL). */
+type SignedRequest = (port: number) => {
+  readonly path: string;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+};
+
+const PATH = "/hooks/lead?q=a%26b";
+
+/** A POST signed the HubSpot way; `previous` signs the -Previous headers, as after a rotation. */
+function hubspotSigned(secret: string, previous?: string, deliveryId = "d-0"): SignedRequest {
+  return (port) => {
+    const body = '{"vid":1}';
+    const headers = signatureHeaders({
+      clientSecret: secret,
+      ...(previous === undefined ? {} : { previousClientSecret: previous }),
+      method: "POST",
+      // The receivers sit behind a TLS proxy: they rebuild the https:// URL the sender used.
+      uri: `https://127.0.0.1:${port}${PATH}`,
+      body,
+      timestamp: Date.now(),
+    });
+    return { path: PATH, headers: { ...headers, "X-Delivery-Id": deliveryId }, body };
+  };
+}
+
+function standardSigned(secret: string, deliveryId: string, body = '{"vid":1}'): SignedRequest {
+  const headers = standardWebhookHeaders({ secret, id: deliveryId, body, timestamp: Date.now() });
+  return () => ({ path: PATH, headers: { ...headers, "X-Delivery-Id": deliveryId }, body });
+}
+
+async function send(port: number, signed: SignedRequest): Promise<number> {
+  const request = signed(port);
+  const response = await fetch(`http://127.0.0.1:${port}${request.path}`, {
+    method: "POST",
+    headers: { ...request.headers, "Content-Type": "application/json" },
+    body: request.body,
+  });
+  return response.status;
+}
 
 describe("the verifiers, installed from the packed tarball", () => {
   it("install as JavaScript with type declarations and nothing else", () => {
@@ -89,63 +197,58 @@ console.log(JSON.stringify({
     expect(JSON.parse(stdout)).toEqual({ v2: true, v3: true, wrong: false });
   });
 
-  it(
-    "let the README's receiver compile under tsc --strict, and it accepts signed requests only",
-    async () => {
+  it.each(["readme", "plain", "express"])(
+    "let the %s receiver compile under tsc --strict, and it accepts signed requests only",
+    async (name) => {
       // Prepare
-      const readme = readFileSync(join(root, "README.md"), "utf8");
-      const snippet = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)]
-        .map((match) => match[1] ?? "")
-        .find((code) => code.includes('from "workflow-webhooks/signatures"'));
-      expect(snippet).toBeDefined();
-      writeFileSync(join(consumer, "receiver.ts"), snippet ?? "");
-      writeFileSync(
-        join(consumer, "tsconfig.json"),
-        JSON.stringify({
-          compilerOptions: {
-            strict: true,
-            target: "ES2022",
-            module: "NodeNext",
-            moduleResolution: "NodeNext",
-            outDir: "out",
-            // The receiver's project would install @types/node; this one borrows ours.
-            typeRoots: [join(root, "node_modules/@types")],
-            types: ["node"],
-            skipLibCheck: true,
-          },
-          files: ["receiver.ts"],
-        }),
-      );
-      const port = await freePort();
-
-      // Act
-      await run(process.execPath, [tsc, "-p", "."], { cwd: consumer });
-      const secret = "the-readme-secret-1234";
-      const receiver = execFile(process.execPath, ["out/receiver.js"], {
-        cwd: consumer,
-        env: { ...process.env, CLIENT_SECRET: secret, PORT: String(port) },
-      });
+      const receiver = await startCompiled(name);
       try {
-        const send = async (clientSecret: string) => {
-          const url = `http://127.0.0.1:${port}/hooks/lead?q=a%26b`;
-          const body = '{"vid":1}';
-          const uri = url.replace(/^http:/, "https:");
-          const headers = signatureHeaders({
-            clientSecret,
-            method: "POST",
-            uri,
-            body,
-            timestamp: Date.now(),
-          });
-          return (await fetch(url, { method: "POST", headers, body })).status;
-        };
-        await waitUntil(() => fetch(`http://127.0.0.1:${port}/`), 10_000);
-        const statuses = [await send(secret), await send("not-the-secret-at-all")];
+        // Act
+        const statuses = [
+          await send(receiver.port, hubspotSigned(CLIENT_SECRET)),
+          await send(receiver.port, hubspotSigned("not-the-secret-at-all")),
+        ];
 
         // Assess
-        expect(statuses).toEqual([204, 401]);
+        expect(statuses).toEqual([name === "readme" ? 204 : 202, 401]);
       } finally {
-        receiver.kill();
+        receiver.stop();
+      }
+    },
+    PACKAGE_TIMEOUT_MS,
+  );
+
+  it.each(["plain", "express"])(
+    "the %s receiver of docs/receiving.md verifies both schemes and a rotated secret, and drops repeats",
+    async (name) => {
+      // Prepare
+      const receiver = await startCompiled(name);
+      const standard = standardSigned(STANDARD_WEBHOOKS_SECRET, "d-3");
+      const otherKey = `whsec_${Buffer.alloc(32, 9).toString("base64")}`;
+      try {
+        // Act
+        const statuses = [
+          await send(receiver.port, hubspotSigned(CLIENT_SECRET, undefined, "d-1")),
+          await send(receiver.port, hubspotSigned(CLIENT_SECRET, undefined, "d-1")),
+          // After a rotation the new secret signs the main headers, this one the -Previous ones.
+          await send(receiver.port, hubspotSigned("a-newer-client-secret", CLIENT_SECRET, "d-2")),
+          await send(receiver.port, standard),
+          await send(receiver.port, standardSigned(otherKey, "d-4")),
+          await send(receiver.port, (port) => ({ ...standard(port), body: '{"vid":2}' })),
+        ];
+
+        // Assess
+        expect(statuses).toEqual([202, 200, 202, 202, 401, 401]);
+        await waitUntil(async () => {
+          if (!receiver.output().includes("processing d-3")) throw new Error("not yet");
+        }, 10_000);
+        expect(receiver.output().match(/processing d-\d/g)).toEqual([
+          "processing d-1",
+          "processing d-2",
+          "processing d-3",
+        ]);
+      } finally {
+        receiver.stop();
       }
     },
     PACKAGE_TIMEOUT_MS,
