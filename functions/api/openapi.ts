@@ -3,10 +3,10 @@
  * schemas the handler validates requests with, and each route's description (`route-docs.ts`).
  * A route of the contract needs only its description to appear here; nothing is written twice.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 import { pathParameterSchema, requestBodies } from "#domain/request-schemas";
 import { type ApiRoute, apiRoutes, type RequestBodyName, type RouteKey } from "#shared/contract";
-import packageJson from "../../package.json" with { type: "json" };
+import { PROJECT_VERSION } from "#shared/version";
 import { routeDocs } from "./route-docs.ts";
 
 /** The OpenAPI version the document follows; its schemas are JSON Schema draft 2020-12. */
@@ -15,7 +15,7 @@ export const OPENAPI_VERSION = "3.1.0";
 /** A JSON Schema object, as the document holds it. */
 type JsonSchema = Record<string, unknown>;
 
-/** The refusals every route may answer, by status: the code and when (SPEC section 2). */
+/** The refusals every route may answer, by status: the code and when (docs/contract.md). */
 const REFUSALS = {
   400: "invalid_request: a path parameter, query parameter or body field breaks a rule (the message names it)",
   404: "not_found: no such resource",
@@ -39,7 +39,7 @@ export interface RouteDoc {
   readonly success: {
     readonly status: number;
     readonly description: string;
-    readonly schema?: z.ZodType;
+    readonly schema?: z.core.$ZodType;
   };
   /** Refusals that only the route's logic knows of (409); 400, 404, 413 and 415 follow from its inputs. */
   readonly refusals?: readonly RefusalStatus[];
@@ -47,7 +47,11 @@ export interface RouteDoc {
   readonly query?: Readonly<
     Record<
       string,
-      { readonly schema: z.ZodType; readonly description: string; readonly required?: boolean }
+      {
+        readonly schema: z.core.$ZodType;
+        readonly description: string;
+        readonly required?: boolean;
+      }
     >
   >;
 }
@@ -55,16 +59,18 @@ export interface RouteDoc {
 /** The error shape of every refusal. */
 const errorSchema = z.strictObject({
   error: z.strictObject({
-    code: z.string().meta({ description: "A stable, machine-readable code" }),
-    message: z.string().meta({ description: "What was wrong, naming the field and the rule" }),
+    code: z.string().check(z.meta({ description: "A stable, machine-readable code" })),
+    message: z
+      .string()
+      .check(z.meta({ description: "What was wrong, naming the field and the rule" })),
   }),
 });
 
 export interface OpenApiSources {
   readonly routes: readonly ApiRoute[];
   readonly docs: Readonly<Record<string, RouteDoc>>;
-  readonly requestBodies: Readonly<Record<RequestBodyName, z.ZodType>>;
-  readonly pathParameterSchema: (name: string) => z.ZodType;
+  readonly requestBodies: Readonly<Record<RequestBodyName, z.core.$ZodType>>;
+  readonly pathParameterSchema: (name: string) => z.core.$ZodType;
   readonly version: string;
 }
 
@@ -195,7 +201,7 @@ function requestBodyComponent(body: RequestBodyName): string {
  * A zod schema as JSON Schema 2020-12, the dialect of OpenAPI 3.1. Refinements have no JSON
  * Schema form, so a request schema here is a looser superset and the handler has the last word.
  */
-function jsonSchema(schema: z.ZodType, io: "input" | "output"): JsonSchema {
+function jsonSchema(schema: z.core.$ZodType, io: "input" | "output"): JsonSchema {
   const { $schema: _dialect, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: "any" });
   return rest;
 }
@@ -212,7 +218,7 @@ export function openApiDocument(serverUrl?: string): Record<string, unknown> {
     docs: routeDocs satisfies Record<RouteKey, RouteDoc>,
     requestBodies,
     pathParameterSchema,
-    version: packageJson.version,
+    version: PROJECT_VERSION,
   });
   return serverUrl === undefined ? cached : { ...cached, servers: [{ url: serverUrl }] };
 }

@@ -126,7 +126,7 @@ export interface ApiRoute {
   readonly body?: RequestBodyName;
 }
 
-/** Every route of the HTTP API (SPEC section 2), for the stack, the local gateway and the router. */
+/** Every route of the HTTP API (docs/contract.md), for the stack, the local gateway and the router. */
 export const apiRoutes = [
   { method: "GET", path: "/health" },
   { method: "POST", path: "/apps", body: "createApp" },
@@ -166,5 +166,5 @@ export function isRouteKey(key: string): key is RouteKey {
   return ROUTE_KEYS.has(key);
 }
 
-/** Largest request body the API accepts (SPEC section 2). */
+/** Largest request body the API accepts (docs/contract.md). */
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;

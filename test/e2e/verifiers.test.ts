@@ -8,7 +8,7 @@ import SwaggerParser from "@apidevtools/swagger-parser";
 import { Signature } from "@hubspot/api-client";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "#test/api-client";
+import { eventually } from "#test/eventually";
 import type { ReceivedRequest } from "#test/https-receiver";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
@@ -60,9 +60,10 @@ async function enrollAndFinish(workflowId: string, objectId: string) {
     `enrollment ${enrolled.body.enrollmentId} to complete`,
     async () => {
       const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
-      return body.status === "completed" ? body : undefined;
+      expect(body.status).toBe("completed");
+      return body;
     },
-    ENROLLMENT_TIMEOUT_MS,
+    { timeoutMs: ENROLLMENT_TIMEOUT_MS },
   );
 }
 

@@ -11,7 +11,8 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signatureHeaders, standardWebhookHeaders } from "#domain/signatures";
-import { freePort, waitUntil } from "#infra/local/net";
+import { freePort } from "#infra/local/net";
+import { eventually } from "#test/eventually";
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, "../..");
@@ -106,7 +107,9 @@ async function startCompiled(name: string): Promise<RunningReceiver> {
   child.stdout?.on("data", (chunk: Buffer) => {
     output += chunk.toString("utf8");
   });
-  await waitUntil(() => fetch(`http://127.0.0.1:${port}/`), 15_000);
+  await eventually("the example receiver to listen", () => fetch(`http://127.0.0.1:${port}/`), {
+    timeoutMs: 15_000,
+  });
   return { port, output: () => output, stop: () => child.kill() };
 }
 
@@ -239,9 +242,11 @@ console.log(JSON.stringify({
 
         // Assess
         expect(statuses).toEqual([202, 200, 202, 202, 401, 401]);
-        await waitUntil(async () => {
-          if (!receiver.output().includes("processing d-3")) throw new Error("not yet");
-        }, 10_000);
+        await eventually(
+          "the receiver to process d-3",
+          () => expect(receiver.output()).toContain("processing d-3"),
+          { timeoutMs: 10_000 },
+        );
         expect(receiver.output().match(/processing d-\d/g)).toEqual([
           "processing d-1",
           "processing d-2",

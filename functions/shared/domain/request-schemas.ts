@@ -1,5 +1,5 @@
 /**
- * Request bodies and path parameters of the HTTP API (SPEC section 2): the zod schemas that
+ * Request bodies and path parameters of the HTTP API (docs/contract.md): the zod schemas that
  * validate them into the workflow model, and the functions that parse them. A zod issue becomes a
  * `ValidationError` in `validation-messages.ts`.
  *
@@ -301,7 +301,7 @@ export function parseRequestBody<N extends RequestBodyName>(
 }
 
 /** The schema of a path parameter: `objectType` is one of the object types, any other an id. */
-export function pathParameterSchema(name: string): z.ZodType {
+export function pathParameterSchema(name: string): z.core.$ZodType {
   return name === "objectType" ? objectTypeSchema : idSchema;
 }
 

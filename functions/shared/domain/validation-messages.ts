@@ -1,5 +1,5 @@
 /**
- * How a zod issue becomes the message of a `ValidationError` (SPEC section 2: the message names
+ * How a zod issue becomes the message of a `ValidationError` (docs/contract.md: the message names
  * the field and the rule).
  */
 import type * as z from "zod/mini";

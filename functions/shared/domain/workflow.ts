@@ -1,5 +1,5 @@
 /**
- * The workflow model (SPEC section 2): a workflow runs its actions in order over one record of
+ * The workflow model (docs/contract.md): a workflow runs its actions in order over one record of
  * its object type. The request schemas in `request-schemas.ts` validate input into these types.
  */
 
@@ -11,7 +11,7 @@ export type ObjectType = (typeof OBJECT_TYPES)[number];
 /** The value of one property of a record. */
 export type PropertyValue = string | number | boolean | null;
 
-/** A webhook request signed with the client secret of the app `appId` (SPEC section 3). */
+/** A webhook request signed with the client secret of the app `appId` (docs/contract.md). */
 export interface SignatureAuthentication {
   type: "signature";
   appId: string;
