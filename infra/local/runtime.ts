@@ -52,6 +52,8 @@ export interface LocalRuntime {
   readonly dynamoEndpoint: string;
   /** The pid of the DynamoDB Local this runtime started, if it started one. */
   readonly dynamoDbLocalPid: number | undefined;
+  /** The SQS client the pollers receive and delete with, so a benchmark can count its requests. */
+  readonly pollerSqs: SQSClient;
   /** Stops the API, the pollers, the emulators and the DynamoDB Local it started. */
   stop(): Promise<void>;
 }
@@ -155,6 +157,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       resources,
       dynamoEndpoint,
       dynamoDbLocalPid,
+      pollerSqs: sqs,
       stop: stopAll,
     };
   } catch (error) {
