@@ -73,6 +73,7 @@ export interface ThroughputResult {
   readonly steadySeconds: readonly [number, number];
   readonly enrollments: number;
   readonly refused: number;
+  /** Deliveries between the two shares, over which the sustained rate is taken. */
   readonly deliveredInWindow: number;
   readonly sustainedPerSecond: number;
   readonly delivered: number;
@@ -97,10 +98,8 @@ export interface FairnessResult {
   readonly laneConcurrency: number;
   readonly batchSize: number;
   readonly hungQueued: number;
-  /** When the healthy deliveries started: hung requests the silent receiver held open... */
+  /** Hung requests the silent receiver held open when the healthy deliveries started. */
   readonly hungHeldAtStart: number;
-  /** ...and messages waiting on the lane. */
-  readonly hungWaitingAtStart: number;
   readonly healthyPerSecond: number;
   readonly alone: HealthyRun;
   readonly withHungReceiver: HealthyRun;
@@ -175,6 +174,11 @@ export interface CostResult {
   readonly per100msReceiverLatency: number;
 }
 
+/** The cost section as stored: priced from the request counts of one requests run. */
+export interface PricedCost extends CostResult {
+  readonly pricedFrom: { readonly measuredAt: string; readonly quick: boolean };
+}
+
 export interface BundleResult {
   readonly name: string;
   readonly bytes: number;
@@ -233,7 +237,7 @@ export interface SectionResults {
   fairness?: FairnessResult & Stamp;
   cpu?: CpuResult & Stamp;
   requests?: RequestsResult & Stamp;
-  cost?: CostResult & Stamp;
+  cost?: PricedCost & Stamp;
   bundles?: BundlesResult & Stamp;
   scale?: ScaleResult & Stamp;
 }

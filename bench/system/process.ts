@@ -230,11 +230,6 @@ async function queueDepth(queueUrl: string): Promise<{ waiting: number; inFlight
   }
 }
 
-/** The webhook lane's depth. */
-function laneDepth(): Promise<{ waiting: number; inFlight: number }> {
-  return queueDepth(started().resources.queues.webhookLane.url);
-}
-
 /** Starts keeping a copy of the next delivery the engine stores, and of its lane message. */
 function armTemplate(): void {
   template.armed = true;
@@ -444,7 +439,6 @@ const calls = {
   start,
   reset,
   read,
-  laneDepth,
   armTemplate,
   seed,
   enqueueSeeded,
