@@ -10,7 +10,6 @@ import { renderDocument } from "./report/document.ts";
 import {
   describeMachine,
   RESULTS_LAYOUT,
-  type RequestsResult,
   SECTION_NAMES,
   type SectionName,
   type SectionResults,
@@ -43,10 +42,9 @@ function parseArguments(args: readonly string[]): { sections: SectionName[]; qui
       throw new UsageError(`unknown section "${name}"; sections: ${SECTION_NAMES.join(", ")}`);
     }
   }
-  return {
-    sections: named.length > 0 ? (named as SectionName[]) : [...SECTION_NAMES],
-    quick,
-  };
+  // In the document's order, so that cost follows the request counts it prices.
+  const sections = SECTION_NAMES.filter((name) => named.length === 0 || named.includes(name));
+  return { sections, quick };
 }
 
 function loadResults(log: (line: string) => void): SectionResults {
@@ -78,26 +76,20 @@ async function main(): Promise<void> {
   const log = (line: string) => process.stdout.write(`${line}\n`);
   const results = loadResults(log);
   const context: SectionContext = { quick, log };
-  let requestsThisRun: RequestsResult | undefined;
   const measure: Record<SectionName, () => Promise<object>> = {
     latency: () => measureLatency(context),
     throughput: () => measureThroughput(context),
     fairness: () => measureFairness(context),
     cpu: () => measureCpu(context),
-    requests: async () => {
-      requestsThisRun = await measureRequests(context);
-      return requestsThisRun;
-    },
+    requests: () => measureRequests(context),
     cost: async () => {
-      // Priced from the requests counted in this run, else from the last stored count.
-      let requests = requestsThisRun ?? results.requests;
-      if (!requests) {
+      // Priced from the latest request counts: this run's when it measured them.
+      if (!results.requests) {
         log("  (no request counts yet: measuring them first)");
-        const measured = await stamped(() => measureRequests(context));
-        results.requests = measured;
-        requests = measured;
+        results.requests = await stamped(() => measureRequests(context));
       }
-      return computeCost(requests);
+      const { measuredAt, quick: fromQuickRun } = results.requests;
+      return { ...computeCost(results.requests), pricedFrom: { measuredAt, quick: fromQuickRun } };
     },
     bundles: () => measureBundles(context),
     scale: () => measureScale(context),

@@ -191,7 +191,7 @@ export function renderDocument(results: SectionResults): RenderedDocument {
     out.push(
       stampLine(fairness),
       "",
-      `A healthy receiver gets ${fairness.alone.enrollments} deliveries at ${fairness.healthyPerSecond} a second, first alone, then right after ${fairness.hungQueued} deliveries to another receiver that accepts the connection and the request and never responds (when the healthy ones started, the silent receiver held ${integer(fairness.hungHeldAtStart)} requests open and ${integer(fairness.hungWaitingAtStart)} messages waited on the lane). The lane runs at most ${fairness.laneConcurrency} batches of ${fairness.batchSize} at once, and a batch ends when its slowest attempt does, so each batch with a hung attempt holds its slot until the delivery client's response timeout. Each delivery is given ${fairness.alone.windowSeconds} s from its enrollment being answered; percentiles are over those that arrived.`,
+      `A healthy receiver gets ${fairness.alone.enrollments} deliveries at ${fairness.healthyPerSecond} a second, first alone, then right after ${fairness.hungQueued} deliveries to another receiver that accepts the connection and the request and never responds (the healthy ones start once the engine has put all ${fairness.hungQueued} on the lane; the silent receiver then held ${integer(fairness.hungHeldAtStart)} requests open). The lane runs at most ${fairness.laneConcurrency} batches of ${fairness.batchSize} at once, and a batch ends when its slowest attempt does, so each batch with a hung attempt holds its slot until the delivery client's response timeout. Each delivery is given ${fairness.alone.windowSeconds} s from its enrollment being answered; percentiles are over those that arrived.`,
       "",
       table(
         ["run", "arrived within the window", "p50", "p95"],
@@ -271,7 +271,7 @@ export function renderDocument(results: SectionResults): RenderedDocument {
     out.push(
       stampLine(cost),
       "",
-      `From the per-delivery counts of section 5 (first-try success; a failing first attempt costs what the one-retry scenario costs), at us-east-1 list prices, free tiers left out. Columns are record size and the share of first attempts that fail. Functions: arm64, ${Object.entries(
+      `From the per-delivery counts of section 5 as measured ${cost.pricedFrom.measuredAt.slice(0, 16).replace("T", " ")} UTC${cost.pricedFrom.quick ? " in the shortened run" : ""} (first-try success; a failing first attempt costs what the one-retry scenario costs), at us-east-1 list prices, free tiers left out. Columns are record size and the share of first attempts that fail. Functions: arm64, ${Object.entries(
         cost.memoryMb,
       )
         .map(([name, mb]) => `${name} ${mb} MB`)
