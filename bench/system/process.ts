@@ -106,10 +106,14 @@ async function start(options: SystemOptions): Promise<SystemInfo> {
   });
   await learnTables(runtime);
 
-  const clients = await import("#adapters/aws-clients");
+  const [{ dynamoDocuments }, { sqs }, { scheduler }] = await Promise.all([
+    import("#adapters/dynamodb-client"),
+    import("#adapters/sqs-client"),
+    import("#adapters/scheduler-client"),
+  ]);
   const observe = (operation: string, input: Record<string, unknown>) =>
     keepTemplate(operation, input);
-  for (const client of [clients.dynamoDocuments, clients.sqs, clients.scheduler]) {
+  for (const client of [dynamoDocuments, sqs, scheduler]) {
     countRequests(client as unknown as InstrumentableClient, { counters, partitionKeys, observe });
   }
   const laneUrl = runtime.resources.queues.webhookLane.url;
