@@ -12,7 +12,7 @@ import { type BuildOptions, build, version as esbuildVersion } from "esbuild";
 import type { BundleResult, BundlesResult } from "../results.ts";
 import { deployedFunctions } from "../stack.ts";
 import { median } from "../stats.ts";
-import type { SectionContext } from "./section.ts";
+import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 
 const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
 /**
@@ -47,8 +47,11 @@ function placeholder(name: string, token: unknown): string {
   return id;
 }
 
+/** Fresh processes per function and variant; the median is reported. */
+const RUNS: RunSizes<number> = { full: 20, quick: 5 };
+
 export async function measureBundles(context: SectionContext): Promise<BundlesResult> {
-  const runs = context.quick ? 5 : 20;
+  const runs = sizesFor(context, RUNS);
   const directory = mkdtempSync(join(tmpdir(), "bundles-"));
   const functions: BundleResult[] = [];
   const deployed = deployedFunctions();

@@ -15,7 +15,7 @@ import {
   targetsNeeded,
   waitForRequests,
 } from "./load.ts";
-import type { SectionContext } from "./section.ts";
+import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 import { jsonBody } from "./throughput.ts";
 
 /** Messages per deliver invocation, as the lane hands them out (infra/definitions.ts). */
@@ -28,14 +28,19 @@ const LOADED_PER_SECOND = 100;
 const RECORD_BYTES = 1024;
 const DIRECT_PATH = "/cpu/direct";
 
+/** Deliveries through the handler (and bare POSTs), seconds of load, contacts to enroll. */
+const SIZES: RunSizes<{ deliveries: number; loadedSeconds: number; records: number }> = {
+  full: { deliveries: 1000, loadedSeconds: 10, records: 500 },
+  quick: { deliveries: 100, loadedSeconds: 3, records: 100 },
+};
+
 export async function measureCpu(context: SectionContext): Promise<CpuResult> {
-  const deliveries = context.quick ? 100 : 1000;
-  const loadedSeconds = context.quick ? 3 : 10;
+  const { deliveries, loadedSeconds, records: recordCount } = sizesFor(context, SIZES);
   const harness = await startHarness();
   try {
     const appId = await createApp(harness);
     const records = await createContacts(harness, {
-      count: context.quick ? 100 : 500,
+      count: recordCount,
       bytes: RECORD_BYTES,
       firstId: 1,
     });

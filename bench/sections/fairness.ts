@@ -20,7 +20,7 @@ import {
   receivedCount,
   type Target,
 } from "./load.ts";
-import type { SectionContext } from "./section.ts";
+import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 
 const HEALTHY_PER_SECOND = 10;
 const HUNG_DELIVERIES = 200;
@@ -32,9 +32,17 @@ const RECORD_BYTES = 1024;
 /** The counter of the engine's sends: for a workflow of one webhook, each is a lane message. */
 const LANE_HANDOFF = "engine SQS SendMessage";
 
+/**
+ * Healthy deliveries, and how long each may take to count as arrived. The shortened window
+ * still outlasts one round of hung batches (the delivery client's 30 s response timeout).
+ */
+const SIZES: RunSizes<{ healthyCount: number; windowSeconds: number }> = {
+  full: { healthyCount: 50, windowSeconds: 60 },
+  quick: { healthyCount: 20, windowSeconds: 40 },
+};
+
 export async function measureFairness(context: SectionContext): Promise<FairnessResult> {
-  const healthyCount = context.quick ? 20 : 50;
-  const windowSeconds = context.quick ? 40 : 60;
+  const { healthyCount, windowSeconds } = sizesFor(context, SIZES);
   const harness = await startHarness();
   try {
     const appId = await createApp(harness);

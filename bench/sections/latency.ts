@@ -13,22 +13,26 @@ import {
   targetsNeeded,
   waitForRequests,
 } from "./load.ts";
-import type { SectionContext } from "./section.ts";
+import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 
 const RATES = [50, 100, 200];
 /** A webhook body of about 1 KiB: a contact with a few properties. */
 const RECORD_BYTES = 1024;
 /** How long the backlog of one rate may take to drain before the next rate starts. */
 const DRAIN_TIMEOUT_MS = 90_000;
+/** Seconds of warm-up and of measurement per rate; contacts to enroll (each once a workflow). */
+const SIZES: RunSizes<{ warmupSeconds: number; measureSeconds: number; records: number }> = {
+  full: { warmupSeconds: 3, measureSeconds: 15, records: 500 },
+  quick: { warmupSeconds: 1, measureSeconds: 3, records: 100 },
+};
 
 export async function measureLatency(context: SectionContext): Promise<LatencyResult> {
-  const warmupSeconds = context.quick ? 1 : 3;
-  const measureSeconds = context.quick ? 3 : 15;
+  const { warmupSeconds, measureSeconds, records: recordCount } = sizesFor(context, SIZES);
   const harness = await startHarness();
   try {
     const appId = await createApp(harness);
     const records = await createContacts(harness, {
-      count: context.quick ? 100 : 500,
+      count: recordCount,
       bytes: RECORD_BYTES,
       firstId: 1,
     });

@@ -17,7 +17,7 @@ import type { AnswerRule } from "../receiver/process.ts";
 import type { RequestsResult, Scenario, ScenarioCounts } from "../results.ts";
 import type { CounterSnapshot } from "../system/counters.ts";
 import { averageBodyBytes } from "./load.ts";
-import type { SectionContext } from "./section.ts";
+import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 
 export const RECORD_KIB = [1, 10, 100] as const;
 
@@ -30,9 +30,14 @@ const ANSWERS: Record<Scenario, AnswerRule> = {
 /** 0.001 turns the one-minute wait before the retry into 60 ms; schedules are still made. */
 const TIME_SCALE = 0.001;
 
+/** Enrollments per scenario before counting, and counted; the counts are exact, so few do. */
+const SIZES: RunSizes<{ warmup: number; measured: number }> = {
+  full: { warmup: 2, measured: 8 },
+  quick: { warmup: 1, measured: 2 },
+};
+
 export async function measureRequests(context: SectionContext): Promise<RequestsResult> {
-  const warmup = context.quick ? 1 : 2;
-  const measured = context.quick ? 2 : 8;
+  const { warmup, measured } = sizesFor(context, SIZES);
   const harness = await startHarness({ timeScale: TIME_SCALE });
   try {
     const appId = await createApp(harness);

@@ -14,7 +14,7 @@ import {
   targetsNeeded,
   waitForRequests,
 } from "./load.ts";
-import type { SectionContext } from "./section.ts";
+import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 
 const RECORD_BYTES = 1024;
 /** Enrollment calls in flight at once: a busy client, closed loop. */
@@ -23,14 +23,19 @@ const ENROLL_CONCURRENCY = 32;
 const SLOWEST_DELIVERIES_PER_SECOND = 10;
 const LANE_ONLY_PATH = "/scale/lane";
 
+/** Deliveries of the end-to-end runs and of the lane-only run; contacts to enroll. */
+const SIZES: RunSizes<{ endToEnd: number[]; laneOnly: number; records: number }> = {
+  full: { endToEnd: [1_000, 10_000], laneOnly: 100_000, records: 1_000 },
+  quick: { endToEnd: [100, 1_000], laneOnly: 2_000, records: 100 },
+};
+
 export async function measureScale(context: SectionContext): Promise<ScaleResult> {
-  const endToEnd = context.quick ? [100, 1_000] : [1_000, 10_000];
-  const laneOnly = context.quick ? 2_000 : 100_000;
+  const { endToEnd, laneOnly, records: recordCount } = sizesFor(context, SIZES);
   const harness = await startHarness();
   try {
     const appId = await createApp(harness);
     const records = await createContacts(harness, {
-      count: context.quick ? 100 : 1_000,
+      count: recordCount,
       bytes: RECORD_BYTES,
       firstId: 1,
     });

@@ -13,7 +13,7 @@ import {
   targetsNeeded,
   waitForRequests,
 } from "./load.ts";
-import type { SectionContext } from "./section.ts";
+import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 
 const OFFERED_PER_SECOND = 200;
 const RECORD_BYTES = 1024;
@@ -28,13 +28,19 @@ const CEILING_CONCURRENCY = 32;
  */
 const STEADY_SHARE: readonly [number, number] = [0.1, 0.9];
 
+/** Seconds of offered load, contacts to enroll, and seconds of the receiver's ceiling loop. */
+const SIZES: RunSizes<{ offerSeconds: number; records: number; ceilingSeconds: number }> = {
+  full: { offerSeconds: 20, records: 500, ceilingSeconds: 5 },
+  quick: { offerSeconds: 5, records: 100, ceilingSeconds: 2 },
+};
+
 export async function measureThroughput(context: SectionContext): Promise<ThroughputResult> {
-  const offerSeconds = context.quick ? 5 : 20;
+  const { offerSeconds, records: recordCount, ceilingSeconds } = sizesFor(context, SIZES);
   const harness = await startHarness();
   try {
     const appId = await createApp(harness);
     const records = await createContacts(harness, {
-      count: context.quick ? 100 : 500,
+      count: recordCount,
       bytes: RECORD_BYTES,
       firstId: 1,
     });
@@ -72,7 +78,7 @@ export async function measureThroughput(context: SectionContext): Promise<Throug
     );
     const receiverCeiling = await measureReceiverCeiling(harness, {
       bodyBytes,
-      seconds: context.quick ? 2 : 5,
+      seconds: ceilingSeconds,
     });
     context.log(
       `  receiver ceiling ${receiverCeiling.perSecond.toFixed(0)} requests/s (undici, ${CEILING_CONCURRENCY} at once)`,
