@@ -7,33 +7,14 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { type BuildOptions, build, version as esbuildVersion } from "esbuild";
+import { pathToFileURL } from "node:url";
+import { build, version as esbuildVersion } from "esbuild";
+import { esbuildOptions } from "#infra/function-bundling";
 import type { BundleResult, BundlesResult } from "../results.ts";
 import { deployedFunctions } from "../stack.ts";
 import { median } from "../stats.ts";
 import { type RunSizes, type SectionContext, sizesFor } from "./section.ts";
 
-const PROJECT_ROOT = fileURLToPath(new URL("../..", import.meta.url));
-/**
- * The options of infra/constructs/team-function.ts as aws-lambda-nodejs hands them to esbuild:
- * ESM, minified, external source maps without sources, `module` before `main`, the AWS SDK
- * bundled (no externals), the createRequire banner, and the target of the runtime (nodejs24.x).
- */
-const STACK_BUNDLING = {
-  bundle: true,
-  platform: "node",
-  format: "esm",
-  minify: true,
-  sourcemap: true,
-  sourcesContent: false,
-  mainFields: ["module", "main"],
-  external: [],
-  banner: {
-    js: "import { createRequire as topLevelCreateRequire } from 'node:module'; const require = topLevelCreateRequire(import.meta.url);",
-  },
-  tsconfig: join(PROJECT_ROOT, "tsconfig.json"),
-} satisfies BuildOptions;
 const TOP_INPUTS = 5;
 const TOP_PACKAGES = 6;
 
@@ -69,11 +50,10 @@ export async function measureBundles(context: SectionContext): Promise<BundlesRe
     );
     for (const fn of deployed) {
       const outfile = join(directory, fn.service, "index.mjs");
+      // The stack's own options (infra/function-bundling.ts), so the two cannot drift apart.
       const result = await build({
-        ...STACK_BUNDLING,
+        ...esbuildOptions(join("functions", fn.service, "handler.ts"), outfile),
         target,
-        entryPoints: [join(PROJECT_ROOT, "functions", fn.service, "handler.ts")],
-        outfile,
         metafile: true,
         logLevel: "warning",
       });

@@ -3,22 +3,23 @@
  * does not compile. Path parameters and request bodies come from the contract and the request
  * schemas; only what they cannot say is written here.
  */
-import { z } from "zod";
+import * as z from "zod/mini";
 import type { RouteKey } from "#shared/contract";
 import type { RouteDoc } from "./openapi.ts";
 
-const isoTime = z.string().meta({ format: "date-time" });
-
 const appSchema = z.object({ appId: z.string(), name: z.string() });
 
-const registeredAppSchema = appSchema.extend({
-  clientSecret: z.string().meta({ description: "Shown only in this response" }),
+const registeredAppSchema = z.extend(appSchema, {
+  clientSecret: z.string().check(z.meta({ description: "Shown only in this response" })),
 });
 
-const rotatedSecretSchema = registeredAppSchema.extend({
-  previousSecretExpiresAt: isoTime.meta({
-    description: "Until then, requests are signed with the replaced secret too",
-  }),
+const rotatedSecretSchema = z.extend(registeredAppSchema, {
+  previousSecretExpiresAt: z.string().check(
+    z.meta({
+      format: "date-time",
+      description: "Until then, requests are signed with the replaced secret too",
+    }),
+  ),
 });
 
 const enrolledSchema = z.object({ enrollmentId: z.string(), status: z.string() });
