@@ -10,6 +10,7 @@ import {
   type ActionStatus,
   type Enrollment,
   type EnrollmentStatus,
+  hasEnded,
   statusAfter,
 } from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
@@ -106,7 +107,7 @@ export class EnrollmentsTable {
     );
     const holderId = held?.enrollmentId;
     const holder = typeof holderId === "string" ? await this.get(holderId) : undefined;
-    if (holder !== undefined && holder.status !== "completed") throw conflict;
+    if (holder !== undefined && !hasEnded(holder)) throw conflict;
     try {
       await this.documents.send(
         new PutCommand({
@@ -205,6 +206,40 @@ export class EnrollmentsTable {
     // A consumer that stops before this leaves the lock to whoever sees the completed enrollment.
     if (next === "completed") await this.releaseLock(enrollment);
     return next;
+  }
+
+  /**
+   * Ends the enrollment at the action at `index`, which can never run: the action and the
+   * enrollment fail with `reason`, and the record's place in the workflow is released so it can be
+   * enrolled again. StaleStateError when the enrollment already moved on.
+   */
+  async failAction(
+    enrollment: Enrollment,
+    index: number,
+    change: { now: number; reason: string },
+  ): Promise<void> {
+    const action = `actions[${index}]`;
+    await conditionally(`action ${index} of ${enrollment.enrollmentId} already finished`, () =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: enrollment.enrollmentId, sk: SK },
+          UpdateExpression: `SET ${action}.#status = :failed, ${action}.finishedAt = :now, #status = :failed, failureReason = :reason, updatedAt = :now`,
+          ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running)`,
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: {
+            ":failed": "failed",
+            ":now": change.now,
+            ":reason": change.reason,
+            ":index": index,
+            ":pending": "pending",
+            ":running": "running",
+          },
+        }),
+      ),
+    );
+    // A consumer that stops before this leaves the lock to whoever sees the failed enrollment.
+    await this.releaseLock(enrollment);
   }
 }
 

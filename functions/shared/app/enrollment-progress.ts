@@ -1,7 +1,7 @@
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WorkflowStepsQueue } from "#adapters/lane-queues";
 import { type Delivery, deliveryIdFor } from "#domain/delivery";
-import type { Enrollment, EnrollmentStatus } from "#domain/enrollment";
+import { type Enrollment, type EnrollmentStatus, hasEnded } from "#domain/enrollment";
 import { StaleStateError } from "#domain/errors";
 
 /** What moving an enrollment on did, for logs and metrics. */
@@ -11,6 +11,8 @@ export type ProgressReport =
       readonly kind: "finished";
       readonly actionType: string;
       readonly enrollmentStatus: EnrollmentStatus;
+      /** Why the action could not run, when the enrollment failed at it. */
+      readonly reason?: string;
     };
 
 export interface EnrollmentProgressDeps {
@@ -47,6 +49,23 @@ export async function finishAction(
   return { kind: "finished", actionType, enrollmentStatus: next };
 }
 
+/** Fails an action that can never run, which ends the enrollment, unless it moved on already. */
+export async function failAction(
+  deps: EnrollmentProgressDeps,
+  enrollment: Enrollment,
+  index: number,
+  reason: string,
+): Promise<ProgressReport> {
+  const actionType = enrollment.actions[index]?.type ?? "unknown";
+  try {
+    await deps.enrollments.failAction(enrollment, index, { now: deps.now(), reason });
+  } catch (error) {
+    if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
+    throw error;
+  }
+  return { kind: "finished", actionType, enrollmentStatus: "failed", reason };
+}
+
 /**
  * Moves the enrollment of a delivery that ended (succeeded or failed for good) past its webhook
  * action: the webhook lane does it as soon as it knows, with no hop through the workflow-steps
@@ -62,9 +81,9 @@ export async function finishWebhookAction(
   }
   const enrollment = await deps.enrollments.get(delivery.enrollmentId);
   if (!enrollment) return { kind: "skipped", reason: "enrollment not found" };
-  if (enrollment.status === "completed") {
+  if (hasEnded(enrollment)) {
     await deps.enrollments.releaseLock(enrollment);
-    return { kind: "skipped", reason: "enrollment completed already" };
+    return { kind: "skipped", reason: `enrollment ${enrollment.status} already` };
   }
   const index = delivery.actionIndex;
   if (enrollment.currentIndex !== index) {

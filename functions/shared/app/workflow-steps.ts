@@ -2,10 +2,10 @@ import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
-import { finishAction, type ProgressReport } from "#app/enrollment-progress";
+import { failAction, finishAction, type ProgressReport } from "#app/enrollment-progress";
 import { attemptMessage, failedDelivery, newDelivery } from "#domain/delivery";
-import type { Enrollment } from "#domain/enrollment";
-import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
+import { type Enrollment, hasEnded } from "#domain/enrollment";
+import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import type { AdvanceMessage, ResumeMessage, WorkflowStepMessage } from "#domain/messages";
 import { webhookBody } from "#domain/payload";
 import { applyPropertyChanges, type CrmRecord } from "#domain/record";
@@ -84,20 +84,26 @@ async function setProperty(
   action: SetPropertyAction,
 ): Promise<StepReport> {
   const key = { objectType: enrollment.objectType, objectId: enrollment.objectId };
-  await deps.records.update(key, (current) => {
-    const { record, changed } = applyPropertyChanges(
-      current,
-      key,
-      { [action.property]: action.value },
-      {
-        sourceType: "AUTOMATION_PLATFORM",
-        sourceId: enrollment.workflowId,
-        sourceLabel: null,
-        timestamp: deps.now(),
-      },
-    );
-    return changed.length === 0 ? undefined : record;
-  });
+  try {
+    await deps.records.update(key, (current) => {
+      const { record, changed } = applyPropertyChanges(
+        current,
+        key,
+        { [action.property]: action.value },
+        {
+          sourceType: "AUTOMATION_PLATFORM",
+          sourceId: enrollment.workflowId,
+          sourceLabel: null,
+          timestamp: deps.now(),
+        },
+      );
+      return changed.length === 0 ? undefined : record;
+    });
+  } catch (error) {
+    // No retry can make a refused value or an over-large record fit: the enrollment ends here.
+    if (!(error instanceof PayloadTooLargeError || error instanceof ValidationError)) throw error;
+    return failAction(deps, enrollment, index, `setProperty ${action.property}: ${error.message}`);
+  }
   return finishAction(deps, enrollment, index, { status: "succeeded" });
 }
 
@@ -194,8 +200,8 @@ export async function startWebhook(
 }
 
 async function resendCurrentStep(deps: WorkflowStepsDeps, enrollment: Enrollment): Promise<void> {
-  // A consumer may have stopped between completing the enrollment and releasing its lock.
-  if (enrollment.status === "completed") return deps.enrollments.releaseLock(enrollment);
+  // A consumer may have stopped between ending the enrollment and releasing its lock.
+  if (hasEnded(enrollment)) return deps.enrollments.releaseLock(enrollment);
   const current = enrollment.actions[enrollment.currentIndex];
   if (current?.status !== "pending") return;
   if (deps.now() - enrollment.updatedAt < deps.stalledAfterMs) return;

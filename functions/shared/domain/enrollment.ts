@@ -1,6 +1,7 @@
 import type { ObjectType, WorkflowAction } from "#domain/workflow";
 
-export type EnrollmentStatus = "active" | "waiting" | "completed";
+/** `failed`: an action could never run (SPEC section 10); the enrollment ended there. */
+export type EnrollmentStatus = "active" | "waiting" | "completed" | "failed";
 export type ActionStatus = "pending" | "running" | "succeeded" | "failed";
 
 /** Progress of one action of an enrollment. */
@@ -29,6 +30,8 @@ export interface Enrollment {
   readonly definition: ReadonlyArray<WorkflowAction & { id: string }>;
   readonly createdAt: number;
   readonly updatedAt: number;
+  /** Why the enrollment failed, once it has. */
+  readonly failureReason?: string;
 }
 
 /** A new enrollment at its first action. */
@@ -72,7 +75,7 @@ export function enrollmentView(enrollment: Enrollment) {
     objectType: enrollment.objectType,
     objectId: enrollment.objectId,
     status: enrollment.status,
-    currentActionId: enrollment.status === "completed" ? null : (current?.actionId ?? null),
+    currentActionId: hasEnded(enrollment) ? null : (current?.actionId ?? null),
     actions: enrollment.actions.map((action) => ({
       actionId: action.actionId,
       type: action.type,
@@ -81,7 +84,13 @@ export function enrollmentView(enrollment: Enrollment) {
       finishedAt: isoOrNull(action.finishedAt),
     })),
     createdAt: new Date(enrollment.createdAt).toISOString(),
+    failureReason: enrollment.failureReason ?? null,
   };
+}
+
+/** Whether the enrollment has ended: completed, or failed at an action that could not run. */
+export function hasEnded(enrollment: Pick<Enrollment, "status">): boolean {
+  return enrollment.status === "completed" || enrollment.status === "failed";
 }
 
 /** An epoch-ms time as an ISO-8601 UTC string, or null. */
