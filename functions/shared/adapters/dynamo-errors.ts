@@ -12,6 +12,14 @@ export function isConditionFailure(error: unknown): boolean {
   return false;
 }
 
+/**
+ * True when DynamoDB refused the request as invalid (an item over its size limit, a value it cannot
+ * hold): the same request would be refused again, so it is no reason to retry.
+ */
+export function isRefusedRequest(error: unknown): boolean {
+  return error instanceof Error && error.name === "ValidationException";
+}
+
 /** Runs a conditional write; a lost condition becomes a StaleStateError with `what`. */
 export async function conditionally<T>(what: string, write: () => Promise<T>): Promise<T> {
   try {

@@ -1,6 +1,6 @@
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { isConditionFailure } from "#adapters/dynamo-errors";
-import { PayloadTooLargeError, StaleStateError } from "#domain/errors";
+import { isConditionFailure, isRefusedRequest } from "#adapters/dynamo-errors";
+import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import type { CrmRecord } from "#domain/record";
 import type { ObjectType } from "#domain/workflow";
 
@@ -47,13 +47,24 @@ export class RecordsTable {
         await this.documents.send(
           new PutCommand({
             TableName: this.tableName,
-            Item: { pk: pk(key), sk: SK, ...next, revision: (current?.revision ?? 0) + 1 },
+            Item: {
+              pk: pk(key),
+              sk: SK,
+              ...next,
+              // As a Map, so that the marshaller takes every name as a key: a plain object with a
+              // property named `constructor` looks to it like a class instance, and it refuses it.
+              properties: new Map(Object.entries(next.properties)),
+              revision: (current?.revision ?? 0) + 1,
+            },
             ConditionExpression: current ? "revision = :revision" : "attribute_not_exists(pk)",
             ExpressionAttributeValues: current ? { ":revision": current.revision } : undefined,
           }),
         );
         return next;
       } catch (error) {
+        if (isRefusedRequest(error)) {
+          throw new ValidationError("properties", `cannot be stored: ${(error as Error).message}`);
+        }
         if (!isConditionFailure(error)) throw error;
       }
     }

@@ -1,4 +1,5 @@
 /** CRM records: current property values with a bounded history per property. */
+import { ValidationError } from "#domain/errors";
 import type { ObjectType, PropertyValue } from "#domain/workflow";
 
 export interface PropertyVersion {
@@ -38,6 +39,12 @@ export interface PropertyChangeSource {
 export const MAX_VERSIONS_PER_PROPERTY = 20;
 
 /**
+ * The one property name a record cannot hold: stores and parsers write keys onto plain objects,
+ * where `__proto__` sets the prototype instead of adding a key, so the property would vanish.
+ */
+export const RESERVED_PROPERTY_NAME = "__proto__";
+
+/**
  * A property value as stored: strings as given, numbers and booleans as JSON writes them, and
  * `null` as the empty string, which is how HubSpot records a cleared property.
  */
@@ -70,6 +77,7 @@ export function applyPropertyChanges(
   const properties = new Map(Object.entries(base.properties));
   const changed: string[] = [];
   for (const [name, given] of Object.entries(changes)) {
+    if (name === RESERVED_PROPERTY_NAME) throw new ValidationError(name, "is a reserved name");
     const value = storedValue(given);
     // An absent property already reads as empty, so clearing it records nothing.
     if (value === (currentValue(base, name) ?? "")) {

@@ -13,6 +13,7 @@
  */
 import { en } from "zod/locales";
 import * as z from "zod/mini";
+import { RESERVED_PROPERTY_NAME } from "#domain/record";
 import { STANDARD_WEBHOOKS_SECRET_PREFIX } from "#domain/signatures";
 import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
 import { toValidationError } from "#domain/validation-messages";
@@ -58,7 +59,7 @@ const propertyNameSchema = z.string().check(
   z.maxLength(MAX_PROPERTY_NAME_LENGTH),
   z.regex(/^[A-Za-z0-9_.-]+$/, "must contain only letters, digits, _ . or -"),
   // Stored records and payloads are plain objects keyed by property name.
-  z.regex(/^(?!__proto__$)/, "is a reserved name"),
+  z.regex(new RegExp(`^(?!${RESERVED_PROPERTY_NAME}$)`), "is a reserved name"),
 );
 
 const propertyValueSchema = z.union(
@@ -293,6 +294,13 @@ export function parseRequestBody<N extends RequestBodyName>(
   name: N,
   input: unknown,
 ): RequestBody<N> {
+  const reserved = reservedKeyPath(input);
+  if (reserved !== undefined) {
+    throw toValidationError(
+      [{ code: "custom", path: reserved, message: "is a reserved name", input }],
+      [],
+    );
+  }
   const result = requestBodies[name].safeParse(input, { reportInput: true });
   if (!result.success) {
     throw toValidationError(result.error.issues, []);
@@ -303,6 +311,52 @@ export function parseRequestBody<N extends RequestBodyName>(
 /** The schema of a path parameter: `objectType` is one of the object types, any other an id. */
 export function pathParameterSchema(name: string): z.core.$ZodType {
   return name === "objectType" ? objectTypeSchema : idSchema;
+}
+
+/**
+ * Deeper than any body the schemas accept (a custom body field sits at depth 5), so what lies
+ * below is refused by them anyway; it also keeps the walk's paths short.
+ */
+const MAX_CHECKED_DEPTH = 8;
+
+/**
+ * The path of the first own `__proto__` key in parsed JSON, if any. zod leaves such a key out of
+ * a record's output without a word, so a property of that name would vanish; it is refused
+ * instead. The walks keep their own stacks, so a deeply nested body cannot overflow the call
+ * stack, and only a body that has the key pays for tracking paths.
+ */
+function reservedKeyPath(input: unknown): PropertyKey[] | undefined {
+  const values: unknown[] = [input];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const value = values.pop();
+    const depth = depths.pop() ?? 0;
+    if (typeof value !== "object" || value === null || depth > MAX_CHECKED_DEPTH) continue;
+    if (!Array.isArray(value) && Object.hasOwn(value, RESERVED_PROPERTY_NAME)) {
+      return pathToReservedKey(input);
+    }
+    for (const item of Array.isArray(value) ? value : Object.values(value)) {
+      values.push(item);
+      depths.push(depth + 1);
+    }
+  }
+  return undefined;
+}
+
+function pathToReservedKey(input: unknown): PropertyKey[] | undefined {
+  const pending: Array<{ value: unknown; path: PropertyKey[] }> = [{ value: input, path: [] }];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const { value, path } = next;
+    if (typeof value !== "object" || value === null || path.length > MAX_CHECKED_DEPTH) continue;
+    if (!Array.isArray(value) && Object.hasOwn(value, RESERVED_PROPERTY_NAME)) {
+      return [...path, RESERVED_PROPERTY_NAME];
+    }
+    const entries: Array<[PropertyKey, unknown]> = Array.isArray(value)
+      ? [...value.entries()]
+      : Object.entries(value);
+    for (const [key, item] of entries) pending.push({ value: item, path: [...path, key] });
+  }
+  return undefined;
 }
 
 /** Validates the `objectType` path parameter. */
