@@ -67,6 +67,40 @@ const propertyValueSchema = z.union(
   { error: "must be a string, number, boolean or null" },
 );
 
+/**
+ * The smallest magnitude a DynamoDB number can have; smaller ones are refused, not rounded to 0.
+ * At the other end, the SDK's marshaller refuses numbers beyond 2^53 - 1, which it could not
+ * store exactly (DynamoDB itself stops below 1e126).
+ */
+const MIN_STORED_NUMBER_MAGNITUDE = 1e-130;
+
+/** Whether a workflow can store this number as it is, for every attempt to send it the same. */
+function isStorableNumber(value: number): boolean {
+  const magnitude = Math.abs(value);
+  return (
+    magnitude === 0 ||
+    (magnitude >= MIN_STORED_NUMBER_MAGNITUDE && magnitude <= Number.MAX_SAFE_INTEGER)
+  );
+}
+
+/** A fixed value of a custom body: kept in the workflow as given, so its numbers must be storable. */
+const staticValueSchema = z.union(
+  [
+    z.string().check(z.maxLength(MAX_PROPERTY_VALUE_LENGTH)),
+    z
+      .number()
+      .check(
+        z.refine(
+          isStorableNumber,
+          "must be 0 or between 1e-130 and 9007199254740991 (2^53 - 1) in size; send other numbers as a string",
+        ),
+      ),
+    z.boolean(),
+    z.null(),
+  ],
+  { error: "must be a string, number, boolean or null" },
+);
+
 const clientSecretSchema = z
   .string()
   .check(
@@ -188,7 +222,7 @@ const customFieldKeySchema = z.string().check(z.minLength(1), z.maxLength(100));
 const customFieldSchema = z.union(
   [
     z.strictObject({ key: customFieldKeySchema, property: propertyNameSchema }),
-    z.strictObject({ key: customFieldKeySchema, value: propertyValueSchema }),
+    z.strictObject({ key: customFieldKeySchema, value: staticValueSchema }),
   ],
   { error: "must be {key, property} or {key, value}" },
 );

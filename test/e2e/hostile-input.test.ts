@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "#test/eventually";
+import { type LocalSystem, startLocalSystem } from "#test/local-system";
+
+/**
+ * Input that the API once answered with a 500, through the local system: each gets a 4xx that
+ * names the field and the rule, or is stored and works.
+ */
+let system: LocalSystem;
+let call: LocalSystem["call"];
+let receiver: LocalSystem["receiver"];
+
+beforeAll(async () => {
+  system = await startLocalSystem({ timeScale: 0.001 });
+  ({ call, receiver } = system);
+});
+
+afterAll(async () => {
+  await system?.stop();
+});
+
+async function ended(enrollmentId: string, timeoutMs = 30_000) {
+  return eventually(
+    `enrollment ${enrollmentId} to end`,
+    async () => {
+      const { body } = await call("GET", `/enrollments/${enrollmentId}`);
+      expect(["completed", "failed"]).toContain(body.status);
+      return body;
+    },
+    { timeoutMs },
+  );
+}
+
+/** A workflow with one webhook whose custom body has the given fields, as raw JSON text. */
+function customBodyWorkflow(url: string, fieldsJson: string): string {
+  return `{"name": "Numbers", "objectType": "contacts", "actions": [{"type": "webhook", "url": ${JSON.stringify(url)}, "body": {"type": "custom", "fields": ${fieldsJson}}}]}`;
+}
+
+describe("numbers in a custom body", () => {
+  it.each([["1e200"], ["-1e200"], ["1e-200"], ["12345678901234567890123"], ["9007199254740992"]])(
+    "refuses %s, which DynamoDB cannot store as it is, with a 400 naming the field",
+    async (number) => {
+      // Prepare
+      const before = (await call("GET", "/workflows")).body;
+
+      // Act
+      const response = await call(
+        "POST",
+        "/workflows",
+        customBodyWorkflow(receiver.url("/numbers"), `[{"key": "n", "value": ${number}}]`),
+      );
+
+      // Assess
+      expect(response.status).toBe(400);
+      expect(response.body.error.message).toBe(
+        "actions[0].body.fields[0].value: must be 0 or between 1e-130 and 9007199254740991 (2^53 - 1) in size; send other numbers as a string",
+      );
+      expect((await call("GET", "/workflows")).body).toEqual(before);
+    },
+  );
+
+  it("stores the largest and smallest numbers it accepts and sends them as given", async () => {
+    // Prepare
+    await call("PUT", "/objects/contacts/numbers", { properties: { email: "n@example.com" } });
+    const fields =
+      '[{"key": "max", "value": 9007199254740991}, {"key": "min", "value": -9007199254740991}, {"key": "tiny", "value": 1e-130}, {"key": "half", "value": 0.5}, {"key": "zero", "value": 0}]';
+
+    // Act
+    const created = await call(
+      "POST",
+      "/workflows",
+      customBodyWorkflow(receiver.url("/numbers"), fields),
+    );
+    const enrolled = await call("POST", `/workflows/${created.body.id}/enrollments`, {
+      objectId: "numbers",
+    });
+    const enrollment = await ended(enrolled.body.enrollmentId);
+
+    // Assess
+    expect(created.status).toBe(201);
+    expect(
+      created.body.actions[0].body.fields.map((field: { value: number }) => field.value),
+    ).toEqual([9007199254740991, -9007199254740991, 1e-130, 0.5, 0]);
+    expect(enrollment.status).toBe("completed");
+    expect(receiver.requestsTo("/numbers").at(-1)?.body).toBe(
+      '{"max":9007199254740991,"min":-9007199254740991,"tiny":1e-130,"half":0.5,"zero":0}',
+    );
+  });
+});
