@@ -87,3 +87,61 @@ describe("numbers in a custom body", () => {
     );
   });
 });
+
+describe("workflows larger than a stored item", () => {
+  /** A workflow of `count` setProperty actions whose values are `length` characters each. */
+  const large = (count: number, length: number) => ({
+    name: "Large",
+    objectType: "contacts",
+    actions: Array.from({ length: count }, (_, index) => ({
+      type: "setProperty",
+      property: `p${index}`,
+      value: String(index % 10).repeat(length),
+    })),
+  });
+
+  it.each([
+    ["about 500 KB", large(50, 10_000)],
+    ["just under the 1 MiB request limit", large(50, 20_000)],
+  ])(
+    "are refused at %s with a 413 that says the rule, on create and on replace",
+    async (_size, definition) => {
+      // Prepare
+      const existing = await call("POST", "/workflows", large(1, 10));
+      const before = (await call("GET", "/workflows")).body;
+
+      // Act
+      const created = await call("POST", "/workflows", definition);
+      const replaced = await call("PUT", `/workflows/${existing.body.id}`, definition);
+
+      // Assess
+      for (const response of [created, replaced]) {
+        expect(response.status).toBe(413);
+        expect(response.body.error.message).toMatch(
+          /^actions: the workflow would take \d+ bytes stored; at most 300000 are kept$/,
+        );
+      }
+      expect((await call("GET", "/workflows")).body).toEqual(before);
+    },
+  );
+
+  it("stores a workflow just under the limit and runs an enrollment of it to the end", async () => {
+    // Prepare
+    await call("PUT", "/objects/contacts/large", { properties: { email: "l@example.com" } });
+    const definition = large(5, 58_000);
+
+    // Act
+    const created = await call("POST", "/workflows", definition);
+    const enrolled = await call("POST", `/workflows/${created.body.id}/enrollments`, {
+      objectId: "large",
+    });
+    const enrollment = await ended(enrolled.body.enrollmentId, 60_000);
+
+    // Assess
+    expect(created.status).toBe(201);
+    expect(enrolled.status).toBe(202);
+    expect(enrollment.status).toBe("completed");
+    const record = await call("GET", "/objects/contacts/large");
+    expect(record.body.properties.p4.value).toHaveLength(58_000);
+  });
+});

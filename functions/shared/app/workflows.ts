@@ -1,9 +1,16 @@
 import type { AppsTable } from "#adapters/apps-table";
 import type { WorkflowsTable } from "#adapters/workflows-table";
-import { NotFoundError, StaleStateError, ValidationError } from "#domain/errors";
+import {
+  NotFoundError,
+  PayloadTooLargeError,
+  StaleStateError,
+  ValidationError,
+} from "#domain/errors";
 import { classifyAddress, isIpLiteral, parseTargetUrl, unbracket } from "#domain/target-url";
 import {
   assignActionIds,
+  MAX_WORKFLOW_BYTES,
+  oversizeWorkflowBytes,
   PREVIOUS_SECRET_LIFETIME_MS,
   REDACTED_SECRET,
   redactWorkflow,
@@ -33,6 +40,7 @@ export async function createWorkflow(deps: WorkflowsDeps, definition: WorkflowDe
     createdAt: now,
     updatedAt: now,
   };
+  refuseOversize(workflow);
   await deps.workflows.create(workflow);
   return redactWorkflow(workflow);
 }
@@ -67,6 +75,7 @@ export async function replaceWorkflow(
     actions,
     updatedAt: new Date(now).toISOString(),
   };
+  refuseOversize(workflow);
   try {
     await deps.workflows.replace(workflow);
   } catch (error) {
@@ -147,6 +156,16 @@ function refuseHiddenSecrets<A extends WorkflowAction>(actions: A[]): A[] {
     }
   }
   return actions;
+}
+
+/** A workflow too large to store, or to copy into its enrollments, is refused (413). */
+function refuseOversize(workflow: Workflow): void {
+  const bytes = oversizeWorkflowBytes(workflow);
+  if (bytes !== undefined) {
+    throw new PayloadTooLargeError(
+      `actions: the workflow would take ${bytes} bytes stored; at most ${MAX_WORKFLOW_BYTES} are kept`,
+    );
+  }
 }
 
 /** Rules that need more than the schema: signing apps exist, literal addresses are public. */

@@ -123,6 +123,19 @@ export interface Workflow {
   updatedAt: string;
 }
 
+/**
+ * Most bytes a stored workflow may take as JSON. A DynamoDB item stops at 400 KB, and every
+ * enrollment carries a copy of its workflow's actions next to its own progress; JSON is never
+ * smaller than DynamoDB's count of the same item, so both fit with room to spare.
+ */
+export const MAX_WORKFLOW_BYTES = 300_000;
+
+/** How many bytes the workflow takes as JSON, when that is more than may be stored. */
+export function oversizeWorkflowBytes(workflow: Workflow): number | undefined {
+  const bytes = Buffer.byteLength(JSON.stringify(workflow));
+  return bytes > MAX_WORKFLOW_BYTES ? bytes : undefined;
+}
+
 /** Gives every action of a definition a fresh id, in order. */
 export function assignActionIds(
   definition: WorkflowDefinition,
