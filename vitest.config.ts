@@ -53,6 +53,17 @@ export default defineConfig({
           pool: "forks",
         },
       },
+      {
+        extends: true,
+        test: {
+          // Hostile input and receivers against the local system; the slow suites of
+          // test/reliability run only in `npm run test:reliability`.
+          name: "attack",
+          include: ["test/attack/**/*.test.ts"],
+          globalSetup: DYNAMODB_LOCAL_SETUP,
+          pool: "forks",
+        },
+      },
     ],
   },
 });
