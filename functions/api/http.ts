@@ -3,6 +3,7 @@ import {
   ConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  StaleStateError,
   UnsupportedMediaTypeError,
   ValidationError,
 } from "#domain/errors";
@@ -38,7 +39,8 @@ export function replyForError(error: unknown): { reply: Reply; expected: boolean
     return { reply: errorReply(400, "invalid_request", error.message), expected: true };
   if (error instanceof NotFoundError)
     return { reply: errorReply(404, "not_found", error.message), expected: true };
-  if (error instanceof ConflictError)
+  // A write that lost a race to another request, and gave up retrying, is a conflict too.
+  if (error instanceof ConflictError || error instanceof StaleStateError)
     return { reply: errorReply(409, "conflict", error.message), expected: true };
   if (error instanceof PayloadTooLargeError)
     return { reply: errorReply(413, "payload_too_large", error.message), expected: true };

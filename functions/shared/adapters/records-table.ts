@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { isConditionFailure, isRefusedRequest } from "#adapters/dynamo-errors";
 import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
@@ -8,6 +9,11 @@ const SK = "RECORD";
 /** DynamoDB items stop at 400 KB; leave room for keys and attribute names. */
 const MAX_RECORD_BYTES = 350_000;
 const MAX_WRITE_RACES = 8;
+/**
+ * A writer that lost a race waits a random time below this, doubled after every loss, so that
+ * racing writers spread out instead of colliding again; eight losses wait 2.5 s at most.
+ */
+const RACE_BACKOFF_MS = 10;
 
 interface RecordKey {
   readonly objectType: ObjectType;
@@ -67,9 +73,10 @@ export class RecordsTable {
         }
         if (!isConditionFailure(error)) throw error;
       }
+      await sleep(Math.random() * RACE_BACKOFF_MS * 2 ** race);
     }
     throw new StaleStateError(
-      `record ${pk(key)} kept changing; gave up after ${MAX_WRITE_RACES} tries`,
+      `record ${pk(key)} kept changing while being written; gave up after ${MAX_WRITE_RACES} tries, try again`,
     );
   }
 
