@@ -8,7 +8,7 @@ import { Monitoring } from "#infra/constructs/monitoring";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { StateTables } from "#infra/constructs/state-tables";
 import { LOG_LEVELS, type LogLevel, TeamFunction } from "#infra/constructs/team-function";
-import { apiRoutes, queues } from "#shared/contract";
+import { API_TIME_LIMIT_SECONDS, apiRoutes, queues } from "#shared/contract";
 
 /** Everything a deployment may choose, read from CDK context (cdk.json or `-c key=value`). */
 export interface StackSettings {
@@ -241,7 +241,7 @@ export class WorkflowWebhooksStack extends Stack {
       description: "The HTTP API behind API Gateway",
       // API Gateway gives up after 30 seconds; stopping just before keeps the timeout the
       // function's own, logged and counted as an error.
-      timeout: Duration.seconds(29),
+      timeout: Duration.seconds(API_TIME_LIMIT_SECONDS),
       ...logging,
     });
     this.engineFunction = new TeamFunction(this, "EngineFunction", {

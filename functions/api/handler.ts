@@ -9,6 +9,7 @@ import { RecordsTable } from "#adapters/records-table";
 import { sqs } from "#adapters/sqs-client";
 import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowsTable } from "#adapters/workflows-table";
+import { TEST_ACTION_RESPONSE_TIMEOUT_MS } from "#app/test-action";
 import { extraCaCertificates, queueUrl, runtimeSettings, tableNames } from "#shared/config";
 import { isRouteKey } from "#shared/contract";
 import { logger, publishMetrics } from "#shared/observability";
@@ -29,6 +30,7 @@ const deps: ApiDeps = {
   webhookClient: createWebhookClient({
     allowPrivateTargets: settings.allowPrivateTargets,
     ca: extraCaCertificates(),
+    responseTimeoutMs: TEST_ACTION_RESPONSE_TIMEOUT_MS,
   }),
   now: Date.now,
   newId: randomUUID,

@@ -166,5 +166,12 @@ export function isRouteKey(key: string): key is RouteKey {
   return ROUTE_KEYS.has(key);
 }
 
+/**
+ * How long the API function may take: API Gateway answers 503 to a request its function has not
+ * answered within 30 seconds, and stopping just before keeps the timeout the function's own,
+ * logged and counted. Every route must answer well within it.
+ */
+export const API_TIME_LIMIT_SECONDS = 29;
+
 /** Largest request body the API accepts (docs/contract.md). */
 export const MAX_REQUEST_BODY_BYTES = 1024 * 1024;

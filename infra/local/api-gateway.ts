@@ -7,7 +7,7 @@ import type {
   APIGatewayProxyResult,
   Context,
 } from "aws-lambda";
-import { type ApiRoute, apiRoutes } from "#shared/contract";
+import { API_TIME_LIMIT_SECONDS, type ApiRoute, apiRoutes } from "#shared/contract";
 import { lambdaContext } from "./lambda-context.ts";
 import type { ErrorReporter } from "./log.ts";
 import { close, httpUrl, listen, localAccountId, loopback } from "./net.ts";
@@ -43,7 +43,7 @@ const STAGE = "local";
  * function's timeout, which ends a request before the gateway's own 30 s do.
  */
 export const MAX_GATEWAY_BODY_BYTES = 10 * 1024 * 1024;
-const INTEGRATION_TIMEOUT_MS = 29_000;
+const INTEGRATION_TIMEOUT_MS = API_TIME_LIMIT_SECONDS * 1000;
 const FUNCTION_NAME = "api";
 /** How long a client that sent too much gets to read its 413 before the socket is dropped. */
 const DISCARD_GRACE_MS = 1_000;

@@ -1,17 +1,33 @@
 import { randomUUID } from "node:crypto";
 import type { AppsTable } from "#adapters/apps-table";
 import type { RecordsTable } from "#adapters/records-table";
-import type { WebhookClient } from "#adapters/webhook-client";
+import { DEFAULT_CONNECT_TIMEOUT_MS, type WebhookClient } from "#adapters/webhook-client";
 import type { WorkflowsTable } from "#adapters/workflows-table";
 import { NotFoundError, ValidationError } from "#domain/errors";
 import { webhookBody } from "#domain/payload";
 import type { RequestBody } from "#domain/request-schemas";
 import { buildAttemptRequest, redactRequest } from "#domain/webhook-request";
+import { API_TIME_LIMIT_SECONDS } from "#shared/contract";
+
+/**
+ * Time kept aside from the API's limit for reading the workflow, record and app before the request
+ * and for the client's own backstop second after it, so the answer beats API Gateway's timeout.
+ */
+const TEST_ACTION_MARGIN_MS = 5_000;
+
+/**
+ * How long the test action waits for a response: what the API's time limit leaves after
+ * connecting and the margin. A slower receiver gives a response timeout in `error` (SPEC section
+ * 11), rather than the API's own timeout, which would also count as a function error.
+ */
+export const TEST_ACTION_RESPONSE_TIMEOUT_MS =
+  API_TIME_LIMIT_SECONDS * 1000 - DEFAULT_CONNECT_TIMEOUT_MS - TEST_ACTION_MARGIN_MS;
 
 export interface TestActionDeps {
   readonly workflows: WorkflowsTable;
   readonly records: RecordsTable;
   readonly apps: AppsTable;
+  /** Waits at most `TEST_ACTION_RESPONSE_TIMEOUT_MS` for a response. */
   readonly webhookClient: WebhookClient;
   readonly now: () => number;
   readonly portalId: number;
