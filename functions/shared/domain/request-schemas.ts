@@ -139,6 +139,18 @@ const RESERVED_HEADER_NAMES = new Set([
   "webhook-signature",
 ]);
 
+/**
+ * Headers that servers and proxies act on or drop instead of handing them to the application
+ * (a server answers an unknown Expect with 417, Upgrade asks for another protocol, Keep-Alive is
+ * hop-by-hop): an API key under one of these names would never reach the receiver's code, and
+ * every attempt would fail for three days. The reserved names above cover the rest.
+ */
+export const UNSENDABLE_HEADER_NAMES: ReadonlySet<string> = new Set([
+  "expect",
+  "upgrade",
+  "keep-alive",
+]);
+
 const signatureAuthenticationSchema = z.strictObject({
   type: z.literal("signature"),
   appId: idSchema,
@@ -172,6 +184,14 @@ const apiKeyAuthenticationSchema = z
       {
         path: ["name"],
         message: "must not be a header that every webhook request sets itself",
+      },
+    ),
+    z.refine(
+      (key) => key.location !== "header" || !UNSENDABLE_HEADER_NAMES.has(key.name.toLowerCase()),
+      {
+        path: ["name"],
+        message:
+          "must not be a header that does not reach the receiver's application (Expect, Upgrade, Keep-Alive)",
       },
     ),
   );
