@@ -145,3 +145,64 @@ describe("workflows larger than a stored item", () => {
     expect(record.body.properties.p4.value).toHaveLength(58_000);
   });
 });
+
+describe("an API key kept behind its *** mask", () => {
+  it("is not carried to another host: the edit is refused until the key is given again", async () => {
+    // Prepare
+    const definition = (url: string, value: string) => ({
+      name: "Keyed",
+      objectType: "contacts",
+      actions: [
+        {
+          type: "webhook",
+          url,
+          authentication: { type: "apiKey", name: "X-Api-Key", location: "header", value },
+        },
+      ],
+    });
+    const created = await call("POST", "/workflows", definition(receiver.url("/keyed"), "k-1"));
+    const path = `/workflows/${created.body.id}`;
+    const before = (await call("GET", path)).body;
+
+    // Act
+    const moved = await call("PUT", path, definition("https://elsewhere.example.com/in", "***"));
+    const unchanged = (await call("GET", path)).body;
+    const samePort = await call("PUT", path, definition(receiver.url("/other-path"), "***"));
+    const newKey = await call("PUT", path, definition("https://elsewhere.example.com/in", "k-2"));
+
+    // Assess
+    expect(moved.status).toBe(400);
+    expect(moved.body.error.message).toBe(
+      "actions[0].authentication.value: must be given again when the URL's host changes; *** keeps the stored key only for the host it was given for",
+    );
+    expect(unchanged).toEqual(before);
+    expect(samePort.status).toBe(200);
+    expect(newKey.status).toBe(200);
+    expect(newKey.body.actions[0].authentication.value).toBe("***");
+  });
+
+  it("is not carried to another port of the same host", async () => {
+    // Prepare
+    const action = (url: string, value: string) => ({
+      type: "webhook",
+      url,
+      authentication: { type: "apiKey", name: "api_key", location: "query", value },
+    });
+    const created = await call("POST", "/workflows", {
+      name: "Keyed by port",
+      objectType: "contacts",
+      actions: [action("https://127.0.0.1:8443/in", "k-1")],
+    });
+
+    // Act
+    const moved = await call("PUT", `/workflows/${created.body.id}`, {
+      name: "Keyed by port",
+      objectType: "contacts",
+      actions: [action("https://127.0.0.1:9443/in", "***")],
+    });
+
+    // Assess
+    expect(moved.status).toBe(400);
+    expect(moved.body.error.message).toMatch(/^actions\[0\]\.authentication\.value: /);
+  });
+});

@@ -64,7 +64,11 @@ export async function replaceWorkflow(
     fresh.map((action, index) => {
       const previous = current.actions[index];
       if (previous?.type !== action.type) return action;
-      const kept = carryStandardWebhooksSecret(keepHiddenApiKey(action, previous), previous, now);
+      const kept = carryStandardWebhooksSecret(
+        keepHiddenApiKey(action, previous, index),
+        previous,
+        now,
+      );
       return { ...kept, id: previous.id };
     }),
   );
@@ -107,14 +111,25 @@ export async function deleteWorkflow(deps: Pick<WorkflowsDeps, "workflows">, id:
 
 /**
  * Responses show API keys as `***`; a workflow read, edited and put back carries that mask, which
- * means "keep the key it had", not a new key.
+ * means "keep the key it had", not a new key. The key was given for one host, though: a URL that
+ * now points elsewhere needs the key again, or the stored key would go to a host nobody gave it to.
  */
-function keepHiddenApiKey<A extends WorkflowAction>(action: A, previous: WorkflowAction): A {
+function keepHiddenApiKey<A extends WorkflowAction>(
+  action: A,
+  previous: WorkflowAction,
+  index: number,
+): A {
   if (action.type !== "webhook" || previous.type !== "webhook") return action;
   const auth = action.authentication;
   const before = previous.authentication;
   if (auth?.type !== "apiKey" || before?.type !== "apiKey" || auth.value !== REDACTED_SECRET)
     return action;
+  if (new URL(action.url).host !== new URL(previous.url).host) {
+    throw new ValidationError(
+      `actions[${index}].authentication.value`,
+      `must be given again when the URL's host changes; ${REDACTED_SECRET} keeps the stored key only for the host it was given for`,
+    );
+  }
   return { ...action, authentication: { ...auth, value: before.value } };
 }
 
