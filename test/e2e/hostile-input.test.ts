@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually } from "#test/eventually";
+import type { ReceivedRequest, ReceiverAnswer } from "#test/https-receiver";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
 /**
@@ -9,10 +10,11 @@ import { type LocalSystem, startLocalSystem } from "#test/local-system";
 let system: LocalSystem;
 let call: LocalSystem["call"];
 let receiver: LocalSystem["receiver"];
+let answers: LocalSystem["answers"];
 
 beforeAll(async () => {
   system = await startLocalSystem({ timeScale: 0.001 });
-  ({ call, receiver } = system);
+  ({ call, receiver, answers } = system);
 });
 
 afterAll(async () => {
@@ -204,5 +206,98 @@ describe("an API key kept behind its *** mask", () => {
     // Assess
     expect(moved.status).toBe(400);
     expect(moved.body.error.message).toMatch(/^actions\[0\]\.authentication\.value: /);
+  });
+});
+
+describe("a receiver that echoes its request", () => {
+  /** Answers with everything it was sent, in its body and in a header. */
+  const echo = (request: ReceivedRequest): ReceiverAnswer => ({
+    status: 400,
+    headers: { "x-echo": `${request.url} ${String(request.headers["x-api-key"] ?? "")}` },
+    body: JSON.stringify({ url: request.url, headers: request.headers, body: request.body }),
+  });
+
+  it.each([
+    ["header", "X-Api-Key"],
+    ["query", "api_key"],
+  ] as const)(
+    "never gets an API key sent in a %s shown back, by the test action or the attempt log",
+    async (location, name) => {
+      // Prepare
+      const key = `key-${location}-0123456789`;
+      answers.set(`/echo-${location}`, (_previous, request) => echo(request));
+      await call("PUT", "/objects/contacts/echoed", { properties: { email: "e@example.com" } });
+      const workflow = await call("POST", "/workflows", {
+        name: "Echoed",
+        objectType: "contacts",
+        actions: [
+          {
+            type: "webhook",
+            url: receiver.url(`/echo-${location}`),
+            authentication: { type: "apiKey", name, location, value: key },
+          },
+        ],
+      });
+
+      // Act
+      const tested = await call(
+        "POST",
+        `/workflows/${workflow.body.id}/actions/${workflow.body.actions[0].id}/test`,
+        { objectId: "echoed" },
+      );
+      const enrolled = await call("POST", `/workflows/${workflow.body.id}/enrollments`, {
+        objectId: "echoed",
+      });
+      const enrollment = await ended(enrolled.body.enrollmentId);
+      const delivery = await call("GET", `/deliveries/${enrollment.deliveries[0].deliveryId}`);
+
+      // Assess: the receiver did get the key, and echoed it
+      expect(receiver.requestsTo(`/echo-${location}`).length).toBe(2);
+      expect(JSON.stringify(receiver.requests.at(-1))).toContain(key);
+      expect(tested.body.response.body).toContain("***");
+      expect(delivery.body.attempts[0].responseBody).toContain("***");
+      for (const shown of [tested.body, enrollment, delivery.body]) {
+        expect(JSON.stringify(shown)).not.toContain(key);
+      }
+    },
+  );
+
+  it("never gets a client secret it echoes shown back", async () => {
+    // Prepare
+    const clientSecret = "client-secret-echoed-0123456789";
+    answers.set("/echo-secret", () => ({
+      status: 401,
+      body: `signature mismatch; did you sign with ${clientSecret}?`,
+    }));
+    const app = await call("POST", "/apps", { name: "Echo", clientSecret });
+    await call("PUT", "/objects/contacts/signed", { properties: { email: "s@example.com" } });
+    const workflow = await call("POST", "/workflows", {
+      name: "Signed",
+      objectType: "contacts",
+      actions: [
+        {
+          type: "webhook",
+          url: receiver.url("/echo-secret"),
+          authentication: { type: "signature", appId: app.body.appId },
+        },
+      ],
+    });
+
+    // Act
+    const tested = await call(
+      "POST",
+      `/workflows/${workflow.body.id}/actions/${workflow.body.actions[0].id}/test`,
+      { objectId: "signed" },
+    );
+    const enrolled = await call("POST", `/workflows/${workflow.body.id}/enrollments`, {
+      objectId: "signed",
+    });
+    const enrollment = await ended(enrolled.body.enrollmentId);
+
+    // Assess
+    expect(tested.body.response.body).toBe("signature mismatch; did you sign with ***?");
+    expect(enrollment.deliveries[0].attempts[0].responseBody).toBe(
+      "signature mismatch; did you sign with ***?",
+    );
   });
 });

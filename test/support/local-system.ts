@@ -4,6 +4,7 @@ import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
 import { apiClient } from "#test/api-client";
 import {
   makeTestCertificate,
+  type ReceivedRequest,
   type ReceiverAnswer,
   startReceiver,
   type TestCertificate,
@@ -18,8 +19,8 @@ export interface LocalSystem {
   readonly certificate: TestCertificate;
   /** Calls the system's API. */
   readonly call: ReturnType<typeof apiClient>;
-  /** How the receiver answers each path; given how many requests that path saw before. */
-  readonly answers: Map<string, (previous: number) => ReceiverAnswer>;
+  /** How the receiver answers each path; given how many requests that path saw before, and the request. */
+  readonly answers: Map<string, (previous: number, request: ReceivedRequest) => ReceiverAnswer>;
   stop(): Promise<void>;
 }
 
@@ -34,11 +35,11 @@ export async function startLocalSystem(options: {
 }): Promise<LocalSystem> {
   const certificate = makeTestCertificate();
   process.env.NODE_EXTRA_CA_CERTS = certificate.certFile;
-  const answers = new Map<string, (previous: number) => ReceiverAnswer>();
+  const answers = new Map<string, (previous: number, request: ReceivedRequest) => ReceiverAnswer>();
   const fallback = options.fallback ?? { status: 200, body: "thanks" };
   const receiver = await startReceiver(certificate, (request, previous) => {
     const path = request.url.split("?")[0] ?? "";
-    return answers.get(path)?.(previous) ?? fallback;
+    return answers.get(path)?.(previous, request) ?? fallback;
   });
   let runtime: LocalRuntime;
   try {

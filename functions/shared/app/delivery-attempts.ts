@@ -19,7 +19,7 @@ import { StaleStateError } from "#domain/errors";
 import type { Admission, HostAdmission, HostOutcome } from "#domain/host-admission";
 import type { DeliveryAttemptMessage } from "#domain/messages";
 import { receiverOf } from "#domain/target-url";
-import { buildAttemptRequest } from "#domain/webhook-request";
+import { buildAttemptRequest, redactSecrets, requestSecrets } from "#domain/webhook-request";
 
 export interface DeliveryAttemptsDeps {
   readonly deliveries: DeliveriesTable;
@@ -221,9 +221,19 @@ async function send(
   });
   const result = await deps.webhookClient.send(request);
   admission.release(hostOutcome(result));
+  // The attempt log shows what came back; a receiver that echoes the request must not put the
+  // request's secrets there.
+  const secrets = requestSecrets(auth, app);
   const attempt = result.ok
-    ? answeredAttempt(start, result.response, result.durationMs)
-    : unansweredAttempt(start, result.error, result.durationMs);
+    ? answeredAttempt(
+        start,
+        {
+          statusCode: result.response.statusCode,
+          body: redactSecrets(result.response.body, secrets, result.response.bodyTruncated),
+        },
+        result.durationMs,
+      )
+    : unansweredAttempt(start, redactSecrets(result.error, secrets), result.durationMs);
   if (!result.ok) {
     return result.errorKind === "refused"
       ? { attempt, permanentFailure: result.error }

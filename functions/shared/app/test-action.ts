@@ -6,7 +6,12 @@ import type { WorkflowsTable } from "#adapters/workflows-table";
 import { NotFoundError, ValidationError } from "#domain/errors";
 import { webhookBody } from "#domain/payload";
 import type { RequestBody } from "#domain/request-schemas";
-import { buildAttemptRequest, redactRequest } from "#domain/webhook-request";
+import {
+  buildAttemptRequest,
+  redactRequest,
+  redactSecrets,
+  requestSecrets,
+} from "#domain/webhook-request";
 import { API_TIME_LIMIT_SECONDS } from "#shared/contract";
 
 /**
@@ -71,6 +76,8 @@ export async function testWebhookAction(
   });
   const result = await deps.webhookClient.send(request);
   const shown = redactRequest(request, auth);
+  // A receiver may echo the request: its secrets must not come back through the response either.
+  const secrets = requestSecrets(auth, app);
   return {
     request: {
       method: shown.method,
@@ -81,11 +88,16 @@ export async function testWebhookAction(
     response: result.ok
       ? {
           statusCode: result.response.statusCode,
-          headers: result.response.headers,
-          body: result.response.body,
+          headers: Object.fromEntries(
+            Object.entries(result.response.headers).map(([name, value]) => [
+              name,
+              redactSecrets(value, secrets),
+            ]),
+          ),
+          body: redactSecrets(result.response.body, secrets, result.response.bodyTruncated),
           durationMs: result.durationMs,
         }
       : null,
-    error: result.ok ? null : result.error,
+    error: result.ok ? null : redactSecrets(result.error, secrets),
   };
 }

@@ -1,4 +1,8 @@
-import { signatureHeaders, standardWebhookHeaders } from "#domain/signatures";
+import {
+  STANDARD_WEBHOOKS_SECRET_PREFIX,
+  signatureHeaders,
+  standardWebhookHeaders,
+} from "#domain/signatures";
 import {
   type Authentication,
   type PreviousSecret,
@@ -109,6 +113,78 @@ export function redactRequest(
   if (at < 0) return request;
   const url = `${request.url.slice(0, at)}${queryParameter(authentication.name, REDACTED_SECRET)}${request.url.slice(at + secret.length)}`;
   return { ...request, url };
+}
+
+/** The app secrets a signed request is made with: the current one and, while it signs, the last. */
+export interface SigningSecrets {
+  readonly clientSecret?: string;
+  readonly previousClientSecret?: PreviousSecret;
+}
+
+/**
+ * The secrets a request of this authentication carries or is signed with: its API key, its app's
+ * client secrets, or its Standard Webhooks secrets (with and without the `whsec_` prefix).
+ */
+export function requestSecrets(
+  authentication: Authentication | undefined,
+  app: SigningSecrets | undefined,
+): string[] {
+  switch (authentication?.type) {
+    case "apiKey":
+      return [authentication.value];
+    case "signature":
+      return present([app?.clientSecret, app?.previousClientSecret?.secret]);
+    case "standardWebhooks":
+      return present([
+        authentication.secret,
+        previousStandardWebhooksSecret(authentication)?.secret,
+      ]).flatMap((secret) => [secret, withoutStandardWebhooksPrefix(secret)]);
+    default:
+      return [];
+  }
+}
+
+function present(values: ReadonlyArray<string | undefined>): string[] {
+  return values.filter((value): value is string => value !== undefined && value !== "");
+}
+
+function withoutStandardWebhooksPrefix(secret: string): string {
+  return secret.startsWith(STANDARD_WEBHOOKS_SECRET_PREFIX)
+    ? secret.slice(STANDARD_WEBHOOKS_SECRET_PREFIX.length)
+    : secret;
+}
+
+/**
+ * What a receiver sent back (a body, a header, an error), with every secret of the request shown
+ * as `***`: a receiver that echoes its request must not make the API or the attempt log show a
+ * client secret or an API key. The secrets are also found as a URL or JSON string writes them, and
+ * where a bounded body was cut (`truncated`), a secret's beginning at its very end.
+ */
+export function redactSecrets(text: string, secrets: readonly string[], truncated = false): string {
+  const forms = [...new Set(secrets.flatMap(writtenForms))]
+    .filter((form) => form !== "")
+    .sort((a, b) => b.length - a.length);
+  let redacted = text;
+  for (const form of forms) redacted = redacted.split(form).join(REDACTED_SECRET);
+  if (!truncated) return redacted;
+  for (const form of forms) {
+    for (let length = Math.min(form.length - 1, redacted.length); length > 0; length--) {
+      if (redacted.endsWith(form.slice(0, length))) {
+        return `${redacted.slice(0, redacted.length - length)}${REDACTED_SECRET}`;
+      }
+    }
+  }
+  return redacted;
+}
+
+/** A secret as it is, and as a query string or a JSON string would write it. */
+function writtenForms(secret: string): string[] {
+  return [
+    secret,
+    encodeURIComponent(secret),
+    new URLSearchParams({ s: secret }).toString().slice("s=".length),
+    JSON.stringify(secret).slice(1, -1),
+  ];
 }
 
 /** Appends one query parameter, leaving the URL's own parameters byte for byte as they were. */
