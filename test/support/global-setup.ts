@@ -4,6 +4,8 @@ import { type DynamoDbLocal, startDynamoDbLocal } from "#infra/local/dynamodb-lo
 declare module "vitest" {
   export interface ProvidedContext {
     dynamoEndpoint: string;
+    /** Where that DynamoDB Local accepts connections. */
+    dynamoListensOn: string;
   }
 }
 
@@ -30,6 +32,7 @@ export default async function setup(project: TestProject) {
   shared.users++;
   const dynamo = await shared.started;
   project.provide("dynamoEndpoint", dynamo.endpoint);
+  project.provide("dynamoListensOn", dynamo.listensOn);
   return async () => {
     shared.users--;
     if (shared.users > 0) return;
