@@ -12,5 +12,7 @@ export default defineConfig({
     testTimeout: 600_000,
     hookTimeout: 120_000,
     reporters: ["default", "./test/support/reliability-reporter.ts"],
+    // The API fuzz tries a few hundred requests in `npm test`, ten thousand here.
+    env: { API_FUZZ_RUNS: "10000" },
   },
 });
