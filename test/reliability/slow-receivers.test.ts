@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TEST_ACTION_RESPONSE_TIMEOUT_MS } from "#app/test-action";
 import { API_TIME_LIMIT_SECONDS } from "#shared/contract";
+import { eventually } from "#test/api-client";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 import { reportFigures } from "#test/reliability-figures";
 
@@ -54,5 +55,48 @@ describe("a receiver that never answers", () => {
     expect(tested.body.error).toBe(`response timeout after ${TEST_ACTION_RESPONSE_TIMEOUT_MS} ms`);
     expect(tookMs).toBeLessThan(API_TIME_LIMIT_SECONDS * 1000);
     expect(receiver.requestsTo("/hang")).toHaveLength(1);
+  });
+
+  it("gets a delivery whose attempt times out after 30 s, retried a minute later, that ends", async () => {
+    // Prepare: the first attempt hangs, the next one is answered
+    answers.set("/hang-once", (previous) => (previous === 0 ? { hang: true } : { status: 200 }));
+    await call("PUT", "/objects/contacts/slow", { properties: { email: "s@example.com" } });
+    const workflow = await call("POST", "/workflows", {
+      name: "Hangs once",
+      objectType: "contacts",
+      actions: [{ type: "webhook", url: receiver.url("/hang-once") }],
+    });
+
+    // Act
+    const enrolled = await call("POST", `/workflows/${workflow.body.id}/enrollments`, {
+      objectId: "slow",
+    });
+    const enrollment = await eventually(
+      "the enrollment to end",
+      async () => {
+        const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
+        return body.status === "completed" ? body : undefined;
+      },
+      90_000,
+    );
+
+    // Assess
+    const [delivery] = enrollment.deliveries;
+    reportFigures({
+      suite: "Delivery to a receiver that hangs once",
+      inputs: 1,
+      faultsInjected: 1,
+      faultsSurvived: delivery.status === "succeeded" ? 1 : 0,
+      stuck: 0,
+      notes: `attempt 1: ${delivery.attempts[0]?.error}; attempt 2: ${delivery.attempts[1]?.statusCode}`,
+    });
+    expect(delivery.status).toBe("succeeded");
+    expect(delivery.attempts.map((a: { error: string | null }) => a.error)).toEqual([
+      "response timeout after 30000 ms",
+      null,
+    ]);
+    expect(
+      Date.parse(delivery.attempts[1].scheduledAt) - Date.parse(delivery.attempts[0].scheduledAt),
+    ).toBeGreaterThanOrEqual(60_000);
   });
 });

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { createServer, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -57,6 +57,79 @@ export function makeTestCertificate(
     key: readFileSync(keyFile, "utf8"),
     cert: readFileSync(certFile, "utf8"),
     certFile,
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/**
+ * A self-signed certificate for 127.0.0.1 that expired years ago, otherwise valid: a client that
+ * trusts it still refuses it for its dates. `openssl req` cannot back-date, so `openssl ca` signs.
+ */
+export function makeExpiredTestCertificate(): TestCertificate {
+  const dir = mkdtempSync(join(tmpdir(), "expired-cert-"));
+  const file = (name: string) => join(dir, name);
+  writeFileSync(file("index.txt"), "");
+  writeFileSync(file("serial"), "01\n");
+  writeFileSync(
+    file("ca.cnf"),
+    [
+      "[ca]",
+      "default_ca = expired",
+      "[expired]",
+      `database = ${file("index.txt")}`,
+      `new_certs_dir = ${dir}`,
+      `serial = ${file("serial")}`,
+      "default_md = sha256",
+      "policy = any",
+      "copy_extensions = copy",
+      "unique_subject = no",
+      "[any]",
+      "commonName = supplied",
+      "",
+    ].join("\n"),
+  );
+  const run = (args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
+  run([
+    "req",
+    "-new",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    file("expired.key"),
+    "-out",
+    file("expired.csr"),
+    "-subj",
+    "/CN=localhost",
+    "-addext",
+    "subjectAltName=IP:127.0.0.1,DNS:localhost",
+    "-addext",
+    "basicConstraints=critical,CA:TRUE",
+  ]);
+  run([
+    "ca",
+    "-batch",
+    "-config",
+    file("ca.cnf"),
+    "-selfsign",
+    "-keyfile",
+    file("expired.key"),
+    "-in",
+    file("expired.csr"),
+    "-out",
+    file("expired.crt"),
+    "-notext",
+    "-startdate",
+    "20200101000000Z",
+    "-enddate",
+    "20200102000000Z",
+  ]);
+  return {
+    key: readFileSync(file("expired.key"), "utf8"),
+    cert: readFileSync(file("expired.crt"), "utf8"),
+    certFile: file("expired.crt"),
     remove: () => rmSync(dir, { recursive: true, force: true }),
   };
 }

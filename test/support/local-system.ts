@@ -1,4 +1,6 @@
 import { randomUUID } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { inject } from "vitest";
 import { type LocalRuntime, startLocalRuntime } from "#infra/local/runtime";
 import { apiClient } from "#test/api-client";
@@ -32,9 +34,19 @@ export async function startLocalSystem(options: {
   readonly timeScale: number;
   readonly fallback?: ReceiverAnswer;
   readonly visibilityTimeoutSeconds?: number;
+  /** More PEM certificates for the delivery client to trust. */
+  readonly alsoTrusted?: readonly string[];
+  /** The functions' log level; TEST_LOG_LEVEL, or SILENT, by default. */
+  readonly logLevel?: string;
+  /** Publishes the functions' metrics (EMF lines on stdout). */
+  readonly metricsEnabled?: boolean;
+  /** Batches handled at once per lane. */
+  readonly maxConcurrency?: { readonly workflowSteps?: number; readonly webhookLane?: number };
 }): Promise<LocalSystem> {
   const certificate = makeTestCertificate();
-  process.env.NODE_EXTRA_CA_CERTS = certificate.certFile;
+  const trusted = join(dirname(certificate.certFile), "trusted.pem");
+  writeFileSync(trusted, [certificate.cert, ...(options.alsoTrusted ?? [])].join("\n"));
+  process.env.NODE_EXTRA_CA_CERTS = trusted;
   const answers = new Map<string, (previous: number, request: ReceivedRequest) => ReceiverAnswer>();
   const fallback = options.fallback ?? { status: 200, body: "thanks" };
   const receiver = await startReceiver(certificate, (request, previous) => {
@@ -47,7 +59,9 @@ export async function startLocalSystem(options: {
       timeScale: options.timeScale,
       dynamoEndpoint: inject("dynamoEndpoint"),
       namePrefix: `e2e${randomUUID().slice(0, 8)}-`,
-      logLevel: process.env.TEST_LOG_LEVEL ?? "SILENT",
+      logLevel: options.logLevel ?? process.env.TEST_LOG_LEVEL ?? "SILENT",
+      metricsEnabled: options.metricsEnabled,
+      maxConcurrency: options.maxConcurrency,
       visibilityTimeoutSeconds: options.visibilityTimeoutSeconds,
     });
   } catch (error) {
