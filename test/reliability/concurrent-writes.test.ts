@@ -56,4 +56,34 @@ describe("one record, many clients at once", () => {
     expect(versions).toHaveLength(Math.min(20, accepted.length));
     expect(accepted).toEqual(expect.arrayContaining(versions));
   });
+
+  it(`enrolls one record once when ${CLIENTS} clients enroll it at the same moment, and answers the others 409`, async () => {
+    // Prepare
+    await call("PUT", "/objects/contacts/enrolled-once", {
+      properties: { email: "o@example.com" },
+    });
+    const workflow = await call("POST", "/workflows", {
+      name: "Once",
+      objectType: "contacts",
+      actions: [{ type: "delay", seconds: 3600 }],
+    });
+
+    // Act
+    const responses = await Promise.all(
+      Array.from({ length: CLIENTS }, () =>
+        call("POST", `/workflows/${workflow.body.id}/enrollments`, { objectId: "enrolled-once" }),
+      ),
+    );
+
+    // Assess
+    const statuses = responses.map((response) => response.status);
+    reportFigures({
+      suite: `${CLIENTS} concurrent enrollments of one record`,
+      inputs: CLIENTS,
+      serverErrors: statuses.filter((status) => status >= 500).length,
+      notes: countStatuses(statuses),
+    });
+    expect(statuses.filter((status) => status === 202)).toHaveLength(1);
+    expect(statuses.filter((status) => status === 409)).toHaveLength(CLIENTS - 1);
+  });
 });
