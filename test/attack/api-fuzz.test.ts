@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localCredentials, localRegion } from "#infra/local/net";
-import { eventually } from "#test/api-client";
+import { eventually } from "#test/eventually";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 import { reportFigures } from "#test/reliability-figures";
 
@@ -49,7 +49,7 @@ beforeAll(async () => {
   // Waiting at its hour-long delay, the enrollment stays still while the fuzz runs.
   await eventually("the sentinel enrollment to wait", async () => {
     const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
-    return body.status === "waiting" ? body : undefined;
+    expect(body.status).toBe("waiting");
   });
   Object.assign(sentinel, {
     appId: app.body.appId,

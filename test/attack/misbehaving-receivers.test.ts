@@ -10,7 +10,7 @@ import {
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "#test/api-client";
+import { eventually } from "#test/eventually";
 import {
   makeExpiredTestCertificate,
   makeTestCertificate,
@@ -300,9 +300,10 @@ describe("receivers that misbehave", () => {
       `the enrollment of "${misbehaviour.name}" to end`,
       async () => {
         const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
-        return body.status === "completed" || body.status === "failed" ? body : undefined;
+        expect(["completed", "failed"]).toContain(body.status);
+        return body;
       },
-      60_000,
+      { timeoutMs: 60_000 },
     );
     const delivery = await call("GET", `/deliveries/${enrollment.deliveries[0].deliveryId}`);
     ended.set(misbehaviour.name, { enrollment, delivery: delivery.body });

@@ -5,7 +5,7 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localCredentials, localRegion } from "#infra/local/net";
 import { metrics as metricDefinitions } from "#shared/contract";
-import { eventually } from "#test/api-client";
+import { eventually } from "#test/eventually";
 import {
   type ReceivedRequest,
   type ReceiverAnswer,
@@ -262,11 +262,11 @@ describe(`a burst of ${ENROLLMENTS} enrollments over ${WORKFLOWS} workflows and 
       // The last deliveries' metric lines follow their last writes by a moment.
       await eventually(
         "the last metric lines",
-        async () =>
-          metric(names.deliverySucceeded).sum + metric(names.deliveryFailed).sum === ENROLLMENTS
-            ? true
-            : undefined,
-        30_000,
+        () =>
+          expect(metric(names.deliverySucceeded).sum + metric(names.deliveryFailed).sum).toBe(
+            ENROLLMENTS,
+          ),
+        { timeoutMs: 30_000 },
       ).catch(() => undefined);
       const sample = enrollments.filter((_, index) => index % Math.ceil(ENROLLMENTS / 200) === 0);
       const sampledIds = (await scan(tables.enrollments))

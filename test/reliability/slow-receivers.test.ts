@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TEST_ACTION_RESPONSE_TIMEOUT_MS } from "#app/test-action";
 import { API_TIME_LIMIT_SECONDS } from "#shared/contract";
-import { eventually } from "#test/api-client";
+import { eventually } from "#test/eventually";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 import { reportFigures } from "#test/reliability-figures";
 
@@ -75,9 +75,10 @@ describe("a receiver that never answers", () => {
       "the enrollment to end",
       async () => {
         const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
-        return body.status === "completed" ? body : undefined;
+        expect(body.status).toBe("completed");
+        return body;
       },
-      90_000,
+      { timeoutMs: 90_000 },
     );
 
     // Assess
