@@ -253,7 +253,7 @@ export function renderDocument(results: SectionResults): RenderedDocument {
         "lrl",
       ),
       "",
-      `The deliver handler spends ${decimal(cpu.direct.microsPerDelivery / cpu.bareUndici.microsPerRequest, 1)} times the CPU of a bare POST on each delivery: reading the delivery and its app, taking the lease, signing, recording the attempt, sending the end of the delivery to the engine, logging and metrics.`,
+      `The deliver handler spends ${decimal(cpu.direct.microsPerDelivery / cpu.bareUndici.microsPerRequest, 1)} times the CPU of a bare POST on each delivery: reading the delivery and its app, taking the lease, signing, recording the attempt, finishing the webhook action, logging and metrics.`,
       "",
     );
   }
@@ -485,7 +485,7 @@ function renderRequests(requests: NonNullable<SectionResults["requests"]>): stri
   const out = [
     stampLine(requests),
     "",
-    `Every request the handlers make through their SDK clients (an SDK middleware on the clients of \`functions/shared/adapters/aws-clients.ts\`), and the lanes' pollers' receives and deletes (Lambda's event source mapping makes and bills the same), from the enrollment call to the enrollment ending, one enrollment at a time, averaged over ${requests.deliveriesPerScenario} deliveries after a warm-up. Three receivers: one that answers 200 (success), one that answers 503 to the first attempt and 200 to the retry (retry), one that answers 410 (permanent failure, no retry). Requester \`lanePoller\` and \`stepsPoller\` are the event source mappings.`,
+    `Every request the handlers make through their SDK clients (an SDK middleware on the clients of \`functions/shared/adapters/\`), and the lanes' pollers' receives and deletes (Lambda's event source mapping makes and bills the same), from the enrollment call to the enrollment ending, one enrollment at a time, averaged over ${requests.deliveriesPerScenario} deliveries after a warm-up. Three receivers: one that answers 200 (success), one that answers 503 to the first attempt and 200 to the retry (retry), one that answers 410 (permanent failure, no retry). Requester \`lanePoller\` and \`stepsPoller\` are the event source mappings.`,
     "",
     `Requests per delivery, ${smallest} KiB record:`,
     "",

@@ -68,9 +68,13 @@ let handlers: LocalRuntimeHandlers | undefined;
 const partitionKeys = new Map<string, string>();
 const tableLabels = new Map<string, string>();
 let baseline: Baseline = { cpu: process.cpuUsage(), javaCpuMs: undefined, fired: 0 };
-/** A delivery as the engine stored it and its lane message, to copy for seeded deliveries. */
-const template: { armed: boolean; item?: Record<string, unknown>; message?: string } = {
+/**
+ * A delivery as it was stored (its state and its body are items of their own) and its lane
+ * message, to copy for seeded deliveries.
+ */
+const template: { armed: boolean; items: Record<string, unknown>[]; message?: string } = {
   armed: false,
+  items: [],
 };
 let seeded: string[] = [];
 
@@ -156,11 +160,11 @@ async function learnTables(system: LocalRuntime): Promise<void> {
 function keepTemplate(operation: string, input: Record<string, unknown>): void {
   if (!template.armed || !runtime) return;
   if (
-    !template.item &&
+    !template.message &&
     operation === "PutItem" &&
     input.TableName === runtime.resources.tables.deliveries
   ) {
-    template.item = structuredClone(input.Item as Record<string, unknown>);
+    template.items.push(structuredClone(input.Item as Record<string, unknown>));
   }
   if (
     !template.message &&
@@ -169,7 +173,7 @@ function keepTemplate(operation: string, input: Record<string, unknown>): void {
   ) {
     template.message = String(input.MessageBody);
   }
-  if (template.item && template.message) template.armed = false;
+  if (template.items.length > 0 && template.message) template.armed = false;
 }
 
 function reset(): void {
@@ -237,7 +241,7 @@ async function queueDepth(queueUrl: string): Promise<{ waiting: number; inFlight
 /** Starts keeping a copy of the next delivery the engine stores, and of its lane message. */
 function armTemplate(): void {
   template.armed = true;
-  template.item = undefined;
+  template.items = [];
   template.message = undefined;
 }
 
@@ -248,9 +252,10 @@ function armTemplate(): void {
  */
 async function seed(argument: { count: number; enrollmentId: string }): Promise<number> {
   const system = started();
-  const { item, message } = template;
-  if (!item || !message) throw new Error("no template delivery was captured");
-  const deliveryId = item[partitionKeys.get(system.resources.tables.deliveries) ?? ""];
+  const { items: templateItems, message } = template;
+  const first = templateItems[0];
+  if (!first || !message) throw new Error("no template delivery was captured");
+  const deliveryId = first[partitionKeys.get(system.resources.tables.deliveries) ?? ""];
   if (typeof deliveryId !== "string") throw new Error("the template has no partition key");
   const documents = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
     marshallOptions: { removeUndefinedValues: true },
@@ -263,7 +268,7 @@ async function seed(argument: { count: number; enrollmentId: string }): Promise<
       [deliveryId, randomUUID()],
       [argument.enrollmentId, randomUUID()],
     ];
-    items.push(withIds(item, ids) as Record<string, unknown>);
+    for (const item of templateItems) items.push(withIds(item, ids) as Record<string, unknown>);
     seeded.push(withIds(message, ids) as string);
   }
   try {
