@@ -5,9 +5,11 @@ import { DeliveriesTable } from "#adapters/deliveries-table";
 import { dynamoDocuments } from "#adapters/dynamodb-client";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
+import { ListsTable } from "#adapters/lists-table";
 import { RecordsTable } from "#adapters/records-table";
 import { sqs } from "#adapters/sqs-client";
 import { createWebhookClient } from "#adapters/webhook-client";
+import { WorkflowEnrollments } from "#adapters/workflow-enrollments";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { TEST_ACTION_RESPONSE_TIMEOUT_MS } from "#app/test-action";
 import { extraCaCertificates, queueUrl, runtimeSettings, tableNames } from "#shared/config";
@@ -25,6 +27,8 @@ const deps: ApiDeps = {
   records: new RecordsTable(dynamoDocuments, tables.records),
   enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  lists: new ListsTable(dynamoDocuments, tables.records),
+  workflowEnrollments: new WorkflowEnrollments(dynamoDocuments, tables.enrollments),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
   webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),
   webhookClient: createWebhookClient({

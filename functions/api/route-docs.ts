@@ -4,6 +4,7 @@
  * schemas; only what they cannot say is written here.
  */
 import * as z from "zod/mini";
+import { enrollmentsQueryParameters } from "#domain/request-schemas";
 import type { RouteKey } from "#shared/contract";
 import type { RouteDoc } from "./openapi.ts";
 
@@ -23,6 +24,19 @@ const rotatedSecretSchema = z.extend(registeredAppSchema, {
 });
 
 const enrolledSchema = z.object({ enrollmentId: z.string(), status: z.string() });
+
+const enrollmentsPageSchema = z.object({
+  enrollments: z.array(z.record(z.string(), z.unknown())).check(
+    z.meta({
+      description: "Newest first, each as GET /enrollments/{id} shows it, without deliveries",
+    }),
+  ),
+  nextToken: z
+    .nullable(z.string())
+    .check(z.meta({ description: "Pass it back for the next page; null on the last page" })),
+});
+
+const listSchema = z.object({ listId: z.string(), name: z.string(), size: z.number() });
 
 /** The description of every route of `apiRoutes`, keyed by method and path. */
 export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
@@ -150,5 +164,69 @@ export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
     summary: "This document",
     tag: "system",
     success: { status: 200, description: "The OpenAPI 3.1 document of the API" },
+  },
+  "GET /workflows/{workflowId}/enrollments": {
+    operationId: "listWorkflowEnrollments",
+    summary: "List a workflow's enrollments, newest first, a page at a time",
+    description:
+      "Enrollments through the API and through the workflow's triggers alike. A status filter applies to what one page read, so a page may hold fewer than limit and still have a nextToken.",
+    tag: "enrollments",
+    success: { status: 200, description: "One page", schema: enrollmentsPageSchema },
+    query: {
+      objectId: {
+        schema: enrollmentsQueryParameters.objectId,
+        description: "Only this record's enrollments",
+      },
+      status: { schema: enrollmentsQueryParameters.status, description: "Only enrollments in it" },
+      limit: {
+        schema: enrollmentsQueryParameters.limit,
+        description: "Enrollments per page, 1 to 100 (default 20)",
+      },
+      nextToken: {
+        schema: enrollmentsQueryParameters.nextToken,
+        description: "The nextToken of the page before",
+      },
+    },
+  },
+  "POST /forms/{formId}/submissions": {
+    operationId: "submitForm",
+    summary: "Record a form submission of a contact",
+    description:
+      "The contact takes the submitted values (source FORM) and is created if it does not exist; the submission joins its form-submissions.",
+    tag: "forms and lists",
+    success: {
+      status: 201,
+      description: "Recorded",
+      schema: z.object({ conversionId: z.string() }),
+    },
+  },
+  "POST /lists": {
+    operationId: "createList",
+    summary: "Create a list of contacts",
+    tag: "forms and lists",
+    success: {
+      status: 201,
+      description: "The list, empty",
+      schema: z.object({ listId: z.string(), name: z.string() }),
+    },
+  },
+  "GET /lists/{listId}": {
+    operationId: "readList",
+    summary: "Read a list and its size",
+    tag: "forms and lists",
+    success: { status: 200, description: "The list", schema: listSchema },
+  },
+  "PUT /lists/{listId}/members/{objectId}": {
+    operationId: "addListMember",
+    summary: "Add a contact to a list (adding a member again changes nothing)",
+    tag: "forms and lists",
+    success: { status: 200, description: "The list", schema: listSchema },
+    refusals: [409],
+  },
+  "DELETE /lists/{listId}/members/{objectId}": {
+    operationId: "removeListMember",
+    summary: "Remove a contact from a list",
+    tag: "forms and lists",
+    success: { status: 204, description: "Removed, or was no member" },
   },
 };

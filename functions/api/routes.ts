@@ -3,8 +3,17 @@ import type { AppsDeps } from "#app/apps";
 import { readApp, registerApp, rotateAppSecret } from "#app/apps";
 import { type DeliveriesDeps, readDelivery, retryDelivery } from "#app/deliveries";
 import { type EnrollDeps, type EnrollmentViewDeps, enroll, readEnrollment } from "#app/enrollments";
+import {
+  addListMember,
+  createList,
+  type FormsAndListsDeps,
+  readList,
+  removeListMember,
+  submitForm,
+} from "#app/forms-and-lists";
 import { putRecord, type RecordsDeps, readRecord } from "#app/records";
 import { type TestActionDeps, testWebhookAction } from "#app/test-action";
+import { listWorkflowEnrollments, type WorkflowEnrollmentsDeps } from "#app/workflow-enrollments";
 import {
   createWorkflow,
   deleteWorkflow,
@@ -13,7 +22,12 @@ import {
   replaceWorkflow,
   type WorkflowsDeps,
 } from "#app/workflows";
-import { parseId, parseObjectType, parseRequestBody } from "#domain/request-schemas";
+import {
+  parseEnrollmentsQuery,
+  parseId,
+  parseObjectType,
+  parseRequestBody,
+} from "#domain/request-schemas";
 import type { RouteKey } from "#shared/contract";
 import { metricNames, metrics } from "#shared/observability";
 import { header, jsonBody, type Reply } from "./http.ts";
@@ -25,7 +39,9 @@ export type ApiDeps = AppsDeps &
   EnrollDeps &
   EnrollmentViewDeps &
   DeliveriesDeps &
-  TestActionDeps;
+  TestActionDeps &
+  FormsAndListsDeps &
+  WorkflowEnrollmentsDeps;
 
 type Operation = (deps: ApiDeps, event: APIGatewayProxyEvent) => Promise<Reply>;
 
@@ -98,6 +114,24 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
   "POST /apps/{appId}/rotate-secret": async (deps, event) =>
     ok(await rotateAppSecret(deps, param(event, "appId"), body("rotateSecret", event))),
   "GET /openapi.json": async (_deps, event) => ok(openApiDocument(serverUrlOf(event))),
+  "GET /workflows/{workflowId}/enrollments": async (deps, event) =>
+    ok(
+      await listWorkflowEnrollments(
+        deps,
+        param(event, "workflowId"),
+        parseEnrollmentsQuery(event.queryStringParameters),
+      ),
+    ),
+  "POST /forms/{formId}/submissions": async (deps, event) =>
+    ok(await submitForm(deps, param(event, "formId"), body("formSubmission", event)), 201),
+  "POST /lists": async (deps, event) => ok(await createList(deps, body("createList", event)), 201),
+  "GET /lists/{listId}": async (deps, event) => ok(await readList(deps, param(event, "listId"))),
+  "PUT /lists/{listId}/members/{objectId}": async (deps, event) =>
+    ok(await addListMember(deps, param(event, "listId"), param(event, "objectId"))),
+  "DELETE /lists/{listId}/members/{objectId}": async (deps, event) => {
+    await removeListMember(deps, param(event, "listId"), param(event, "objectId"));
+    return { statusCode: 204 };
+  },
 };
 
 /**

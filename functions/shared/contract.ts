@@ -5,6 +5,21 @@
  * It lives with the functions because it runs on Lambda; infra imports it, never the reverse.
  */
 
+/** A key attribute of an index: its name and DynamoDB type (string or number). */
+export interface KeyAttribute {
+  readonly name: string;
+  readonly type: "S" | "N";
+}
+
+/** A global secondary index. */
+export interface IndexDefinition {
+  readonly name: string;
+  readonly partitionKey: KeyAttribute;
+  readonly sortKey?: KeyAttribute;
+  /** `KEYS_ONLY`, `ALL`, or the non-key attributes to copy into the index. */
+  readonly projection: "KEYS_ONLY" | "ALL" | readonly string[];
+}
+
 /** Every table has a string partition key `pk` and a string sort key `sk`. */
 export interface TableDefinition {
   /** Logical name; the local table name and the CDK construct id derive from it. */
@@ -13,14 +28,56 @@ export interface TableDefinition {
   readonly envVar: string;
   /** Attribute holding an epoch-seconds expiry, when items expire. */
   readonly ttlAttribute?: string;
+  /** Global secondary indexes; items without an index's key attributes stay out of it. */
+  readonly indexes?: readonly IndexDefinition[];
+  /** The table's change stream, with both images of every changed item. */
+  readonly stream?: "NEW_AND_OLD_IMAGES";
 }
+
+/** Sort key of a record's item in the records table (lists live there too, under others). */
+export const RECORD_SORT_KEY = "RECORD";
+
+/**
+ * Workflows with enrollment triggers, by object type: the stream consumer asks it which
+ * workflows a change could enroll into, instead of reading every workflow. Sparse: only
+ * workflows with triggers carry `triggerObjectType`.
+ */
+export const WORKFLOWS_BY_TRIGGER_TYPE: IndexDefinition = {
+  name: "byTriggerObjectType",
+  partitionKey: { name: "triggerObjectType", type: "S" },
+  sortKey: { name: "createdAt", type: "S" },
+  projection: ["id", "objectType", "enrollmentTriggers", "updatedAt"],
+};
+
+/**
+ * A workflow's enrollments, newest first. Keys only: enrollments change at every step, and an
+ * index that copied them would be written as often; the page reads the items themselves.
+ */
+export const ENROLLMENTS_BY_WORKFLOW: IndexDefinition = {
+  name: "byWorkflow",
+  partitionKey: { name: "workflowId", type: "S" },
+  sortKey: { name: "createdAt", type: "N" },
+  projection: "KEYS_ONLY",
+};
+
+/** One record's enrollments in a workflow, newest first (`workflowRecord` is `workflowId#objectId`). */
+export const ENROLLMENTS_BY_WORKFLOW_RECORD: IndexDefinition = {
+  name: "byWorkflowRecord",
+  partitionKey: { name: "workflowRecord", type: "S" },
+  sortKey: { name: "createdAt", type: "N" },
+  projection: "KEYS_ONLY",
+};
 
 /** The five tables: apps, workflows, records, and the state of enrollments and deliveries. */
 export const tables = {
   apps: { name: "apps", envVar: "APPS_TABLE" },
-  workflows: { name: "workflows", envVar: "WORKFLOWS_TABLE" },
-  records: { name: "records", envVar: "RECORDS_TABLE" },
-  enrollments: { name: "enrollments", envVar: "ENROLLMENTS_TABLE" },
+  workflows: { name: "workflows", envVar: "WORKFLOWS_TABLE", indexes: [WORKFLOWS_BY_TRIGGER_TYPE] },
+  records: { name: "records", envVar: "RECORDS_TABLE", stream: "NEW_AND_OLD_IMAGES" },
+  enrollments: {
+    name: "enrollments",
+    envVar: "ENROLLMENTS_TABLE",
+    indexes: [ENROLLMENTS_BY_WORKFLOW, ENROLLMENTS_BY_WORKFLOW_RECORD],
+  },
   deliveries: { name: "deliveries", envVar: "DELIVERIES_TABLE", ttlAttribute: "expiresAt" },
 } as const satisfies Record<string, TableDefinition>;
 
@@ -78,6 +135,45 @@ export function visibilityTimeoutSeconds(queue: QueueDefinition): number {
   return queue.consumerTimeoutSeconds * VISIBILITY_TIMEOUT_FACTOR;
 }
 
+/** A function fed by a table's change stream, and how its event source mapping reads it. */
+export interface StreamConsumerDefinition {
+  /** The table whose stream feeds the function. */
+  readonly table: TableKey;
+  readonly consumerTimeoutSeconds: number;
+  /** Stream records per invocation. */
+  readonly batchSize: number;
+  /** Retries of a failing batch (bisected each time) before its records go to the on-failure queue. */
+  readonly retryAttempts: number;
+  /** Records older than this are not retried but sent to the on-failure queue. */
+  readonly maxRecordAgeSeconds: number;
+  /** Only items with one of these sort keys reach the function. */
+  readonly sortKeys: readonly string[];
+  /** Where the descriptions of records that could not be processed go. */
+  readonly onFailureQueue: {
+    readonly name: string;
+    readonly messageRetentionSeconds: number;
+  };
+}
+
+/**
+ * The enrollment function: the records table's stream feeds it every change of a record, and it
+ * starts the enrollments whose triggers the change newly meets (docs/contract.md).
+ */
+export const enrollmentStream = {
+  table: "records",
+  consumerTimeoutSeconds: 60,
+  // A burst of imports arrives in few invocations; a lone change is still handed over at once.
+  batchSize: 100,
+  // A failing batch is bisected on every retry and resumes at the record that failed: seven
+  // halvings isolate one record of a batch of 100, so ten retries give up on the poison record
+  // alone, never on the healthy records around it.
+  retryAttempts: 10,
+  // A trigger that fires an hour late is no longer what the user wanted; it is reported instead.
+  maxRecordAgeSeconds: 3600,
+  sortKeys: [RECORD_SORT_KEY],
+  onFailureQueue: { name: "enroll-failures", messageRetentionSeconds: 14 * 24 * 3600 },
+} as const satisfies StreamConsumerDefinition;
+
 /** Environment variables of the retry scheduler. */
 export const retryScheduler = {
   groupEnvVar: "RETRY_SCHEDULE_GROUP",
@@ -107,6 +203,8 @@ export const metrics = {
     deliveryPaused: "DeliveryPaused",
     enrollmentStarted: "EnrollmentStarted",
     enrollmentCompleted: "EnrollmentCompleted",
+    /** An enrollment started by a workflow's triggers (also counted as started). */
+    enrollmentTriggered: "EnrollmentTriggered",
   },
 } as const;
 
@@ -117,7 +215,9 @@ export type RequestBodyName =
   | "workflow"
   | "enroll"
   | "testAction"
-  | "rotateSecret";
+  | "rotateSecret"
+  | "formSubmission"
+  | "createList";
 
 export interface ApiRoute {
   readonly method: "GET" | "POST" | "PUT" | "DELETE";
@@ -145,6 +245,12 @@ export const apiRoutes = [
   { method: "POST", path: "/deliveries/{deliveryId}/retry" },
   { method: "POST", path: "/apps/{appId}/rotate-secret", body: "rotateSecret" },
   { method: "GET", path: "/openapi.json" },
+  { method: "GET", path: "/workflows/{workflowId}/enrollments" },
+  { method: "POST", path: "/forms/{formId}/submissions", body: "formSubmission" },
+  { method: "POST", path: "/lists", body: "createList" },
+  { method: "GET", path: "/lists/{listId}" },
+  { method: "PUT", path: "/lists/{listId}/members/{objectId}" },
+  { method: "DELETE", path: "/lists/{listId}/members/{objectId}" },
 ] as const satisfies readonly ApiRoute[];
 
 type KeyOf<Route> = Route extends {

@@ -1,12 +1,17 @@
 import {
+  type AttributeDefinition,
   CreateTableCommand,
+  DescribeTableCommand,
   DescribeTimeToLiveCommand,
   type DynamoDBClient,
+  type GlobalSecondaryIndex,
   ResourceInUseException,
   UpdateTimeToLiveCommand,
 } from "@aws-sdk/client-dynamodb";
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
 import {
+  enrollmentStream,
+  type IndexDefinition,
   type QueueDefinition,
   type QueueKey,
   queues,
@@ -29,9 +34,17 @@ export interface LocalQueue {
   readonly deadLetterArn: string;
 }
 
+/** The enrollment function's stream and the queue where records it gave up on are described. */
+export interface LocalEnrollmentStream {
+  readonly streamArn: string;
+  readonly onFailureQueueUrl: string;
+  readonly onFailureQueueArn: string;
+}
+
 export interface LocalResources {
   readonly tables: Record<TableKey, string>;
   readonly queues: Record<QueueKey, LocalQueue>;
+  readonly enrollmentStream: LocalEnrollmentStream;
   /** The variables through which the functions find these tables and queues. */
   readonly env: Record<string, string>;
 }
@@ -66,6 +79,15 @@ export async function createResources(
         [key, await createQueue(clients.sqs, prefix, definition, options)] as const,
     ),
   );
+  const tableNames = Object.fromEntries(tableEntries) as Record<TableKey, string>;
+  const streamArn = await latestStreamArn(clients.dynamodb, tableNames[enrollmentStream.table]);
+  const onFailure = await createAndDescribe(
+    clients.sqs,
+    prefix + enrollmentStream.onFailureQueue.name,
+    {
+      MessageRetentionPeriod: String(enrollmentStream.onFailureQueue.messageRetentionSeconds),
+    },
+  );
   const env: Record<string, string> = {};
   for (const [key, name] of tableEntries) env[tables[key].envVar] = name;
   for (const [, queue] of queueEntries) {
@@ -73,9 +95,49 @@ export async function createResources(
     if (queue.definition.arnEnvVar) env[queue.definition.arnEnvVar] = queue.arn;
   }
   return {
-    tables: Object.fromEntries(tableEntries) as Record<TableKey, string>,
+    tables: tableNames,
     queues: Object.fromEntries(queueEntries) as Record<QueueKey, LocalQueue>,
+    enrollmentStream: {
+      streamArn,
+      onFailureQueueUrl: onFailure.url,
+      onFailureQueueArn: onFailure.arn,
+    },
     env,
+  };
+}
+
+async function latestStreamArn(dynamodb: DynamoDBClient, tableName: string): Promise<string> {
+  const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: tableName }));
+  if (!Table?.LatestStreamArn) throw new Error(`table ${tableName} has no stream`);
+  return Table.LatestStreamArn;
+}
+
+/** The key attributes of the table and of its indexes, each named once. */
+function attributeDefinitions(indexes: readonly IndexDefinition[]): AttributeDefinition[] {
+  const types = new Map<string, "S" | "N">([
+    ["pk", "S"],
+    ["sk", "S"],
+  ]);
+  for (const index of indexes) {
+    for (const key of [index.partitionKey, index.sortKey]) {
+      if (key) types.set(key.name, key.type);
+    }
+  }
+  return [...types].map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType }));
+}
+
+function globalSecondaryIndex(index: IndexDefinition): GlobalSecondaryIndex {
+  const { projection } = index;
+  return {
+    IndexName: index.name,
+    KeySchema: [
+      { AttributeName: index.partitionKey.name, KeyType: "HASH" },
+      ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: "RANGE" as const }] : []),
+    ],
+    Projection:
+      typeof projection === "string"
+        ? { ProjectionType: projection }
+        : { ProjectionType: "INCLUDE", NonKeyAttributes: [...projection] },
   };
 }
 
@@ -88,15 +150,18 @@ async function createTable(
     await dynamodb.send(
       new CreateTableCommand({
         TableName: name,
-        AttributeDefinitions: [
-          { AttributeName: "pk", AttributeType: "S" },
-          { AttributeName: "sk", AttributeType: "S" },
-        ],
+        AttributeDefinitions: attributeDefinitions(definition.indexes ?? []),
         KeySchema: [
           { AttributeName: "pk", KeyType: "HASH" },
           { AttributeName: "sk", KeyType: "RANGE" },
         ],
         BillingMode: "PAY_PER_REQUEST",
+        ...(definition.indexes?.length
+          ? { GlobalSecondaryIndexes: definition.indexes.map(globalSecondaryIndex) }
+          : {}),
+        ...(definition.stream
+          ? { StreamSpecification: { StreamEnabled: true, StreamViewType: definition.stream } }
+          : {}),
       }),
     );
   } catch (error) {

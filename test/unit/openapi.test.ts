@@ -94,7 +94,7 @@ describe("the OpenAPI document", () => {
 
   it("refuses to build without the description of a route", () => {
     // Prepare
-    const routes = [...apiRoutes, { method: "GET", path: "/lists/{listId}" } as const];
+    const routes = [...apiRoutes, { method: "GET", path: "/reports/{reportId}" } as const];
 
     // Act
     const build = () =>
@@ -108,6 +108,6 @@ describe("the OpenAPI document", () => {
 
     // Assess
     expect(build).toThrow(UndocumentedRouteError);
-    expect(build).toThrow("route GET /lists/{listId} has no description");
+    expect(build).toThrow("route GET /reports/{reportId} has no description");
   });
 });

@@ -30,7 +30,8 @@ export class EnrollmentsTable {
   ) {}
 
   /**
-   * Stores a new enrollment; ConflictError when the record is already active in the workflow.
+   * Stores a new enrollment; ConflictError when the record is already active in the workflow, or
+   * when an enrollment with this id exists already (a caller that derives its ids relies on it).
    * The lock goes first, then the enrollment: two plain writes, at half a transaction's cost. A
    * lock left behind by an enrollment that was never stored, or that ended without releasing it,
    * is taken over rather than blocking the record for good.
@@ -41,11 +42,21 @@ export class EnrollmentsTable {
       await this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: enrollment.enrollmentId, sk: SK, ...enrollment },
+          Item: {
+            pk: enrollment.enrollmentId,
+            sk: SK,
+            ...enrollment,
+            workflowRecord: workflowRecordKey(enrollment.workflowId, enrollment.objectId),
+          },
           ConditionExpression: "attribute_not_exists(pk)",
         }),
       );
     } catch (error) {
+      // An enrollment under this id exists: a caller that derives ids asked twice. The lock
+      // names that enrollment, so it is left as it is: released when it completes, or taken over.
+      if (isConditionFailure(error)) {
+        throw new ConflictError(`enrollment ${enrollment.enrollmentId} was started already`);
+      }
       await this.releaseLock(enrollment).catch(() => {});
       throw error;
     }
@@ -133,7 +144,7 @@ export class EnrollmentsTable {
       }),
     );
     if (!Item) return undefined;
-    const { pk: _pk, sk: _sk, ...enrollment } = Item;
+    const { pk: _pk, sk: _sk, workflowRecord: _workflowRecord, ...enrollment } = Item;
     return enrollment as Enrollment;
   }
 
@@ -241,6 +252,11 @@ export class EnrollmentsTable {
     // A consumer that stops before this leaves the lock to whoever sees the failed enrollment.
     await this.releaseLock(enrollment);
   }
+}
+
+/** The `workflowRecord` attribute of an enrollment: the key of the per-record index. */
+export function workflowRecordKey(workflowId: string, objectId: string): string {
+  return `${workflowId}#${objectId}`;
 }
 
 /** The clause that records an action's delivery id, when it has one. */

@@ -1,11 +1,17 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  type PutCommandInput,
+} from "@aws-sdk/lib-dynamodb";
 import { isConditionFailure, isRefusedRequest } from "#adapters/dynamo-errors";
 import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import type { CrmRecord } from "#domain/record";
 import type { ObjectType } from "#domain/workflow";
+import { RECORD_SORT_KEY } from "#shared/contract";
 
-const SK = "RECORD";
+const SK = RECORD_SORT_KEY;
 /** DynamoDB items stop at 400 KB; leave room for keys and attribute names. */
 const MAX_RECORD_BYTES = 350_000;
 const MAX_WRITE_RACES = 8;
@@ -14,6 +20,18 @@ const MAX_WRITE_RACES = 8;
  * racing writers spread out instead of colliding again; eight losses wait 2.5 s at most.
  */
 const RACE_BACKOFF_MS = 10;
+
+/** The conditional put of a record's next revision, as `update` builds it. */
+export type RecordPut = Pick<
+  PutCommandInput,
+  "TableName" | "Item" | "ConditionExpression" | "ExpressionAttributeValues"
+>;
+
+/**
+ * Sends a record's put. A caller that must change another item with it, or not at all, sends the
+ * put inside its own transaction; a lost condition, alone or in the transaction, is a race.
+ */
+export type RecordWrite = (put: RecordPut) => Promise<void>;
 
 interface RecordKey {
   readonly objectType: ObjectType;
@@ -33,11 +51,15 @@ export class RecordsTable {
 
   /**
    * Reads, changes and writes a record under optimistic locking: a concurrent writer makes it
-   * read again and re-apply, so no change is lost. `change` returns undefined for "no change".
+   * read again and re-apply, so no change is lost. `change` returns undefined for "no change";
+   * `write` sends the put, a plain PutItem unless the caller says otherwise.
    */
   async update(
     key: RecordKey,
     change: (current: CrmRecord | undefined) => CrmRecord | undefined,
+    write: RecordWrite = async (put) => {
+      await this.documents.send(new PutCommand(put));
+    },
   ): Promise<CrmRecord | undefined> {
     for (let race = 0; race < MAX_WRITE_RACES; race++) {
       const current = await this.read(key);
@@ -49,23 +71,22 @@ export class RecordsTable {
           `record would take ${bytes} bytes with its history; at most ${MAX_RECORD_BYTES} are kept`,
         );
       }
+      const put: RecordPut = {
+        TableName: this.tableName,
+        Item: {
+          pk: pk(key),
+          sk: SK,
+          ...next,
+          // As a Map, so that the marshaller takes every name as a key: a plain object with a
+          // property named `constructor` looks to it like a class instance, and it refuses it.
+          properties: new Map(Object.entries(next.properties)),
+          revision: (current?.revision ?? 0) + 1,
+        },
+        ConditionExpression: current ? "revision = :revision" : "attribute_not_exists(pk)",
+        ExpressionAttributeValues: current ? { ":revision": current.revision } : undefined,
+      };
       try {
-        await this.documents.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: {
-              pk: pk(key),
-              sk: SK,
-              ...next,
-              // As a Map, so that the marshaller takes every name as a key: a plain object with a
-              // property named `constructor` looks to it like a class instance, and it refuses it.
-              properties: new Map(Object.entries(next.properties)),
-              revision: (current?.revision ?? 0) + 1,
-            },
-            ConditionExpression: current ? "revision = :revision" : "attribute_not_exists(pk)",
-            ExpressionAttributeValues: current ? { ":revision": current.revision } : undefined,
-          }),
-        );
+        await write(put);
         return next;
       } catch (error) {
         if (isRefusedRequest(error)) {

@@ -3,10 +3,18 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  QueryCommand,
   ScanCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally } from "#adapters/dynamo-errors";
-import type { Workflow } from "#domain/workflow";
+import type { EnrollmentTriggers } from "#domain/enrollment-triggers";
+import type { ObjectType, Workflow } from "#domain/workflow";
+import { WORKFLOWS_BY_TRIGGER_TYPE } from "#shared/contract";
+
+/** What the trigger index keeps of a workflow: enough to judge a change against it. */
+export type TriggeredWorkflow = Pick<Workflow, "id" | "objectType" | "createdAt" | "updatedAt"> & {
+  readonly enrollmentTriggers: EnrollmentTriggers;
+};
 
 const SK = "WORKFLOW";
 
@@ -22,7 +30,7 @@ export class WorkflowsTable {
       this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: workflow.id, sk: SK, ...workflow },
+          Item: toItem(workflow),
           ConditionExpression: "attribute_not_exists(pk)",
         }),
       ),
@@ -35,7 +43,7 @@ export class WorkflowsTable {
       this.documents.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: { pk: workflow.id, sk: SK, ...workflow },
+          Item: toItem(workflow),
           ConditionExpression: "attribute_exists(pk)",
         }),
       ),
@@ -63,6 +71,34 @@ export class WorkflowsTable {
     return workflows.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
+  /** Every workflow with enrollment triggers over `objectType`, from the trigger index. */
+  async withTriggers(objectType: ObjectType): Promise<TriggeredWorkflow[]> {
+    const found: TriggeredWorkflow[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: WORKFLOWS_BY_TRIGGER_TYPE.name,
+          KeyConditionExpression: "triggerObjectType = :objectType",
+          ExpressionAttributeValues: { ":objectType": objectType },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        found.push({
+          id: item.id,
+          objectType: item.objectType,
+          createdAt: item.createdAt,
+          updatedAt: item.updatedAt,
+          enrollmentTriggers: item.enrollmentTriggers,
+        });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return found;
+  }
+
   /** Deletes a workflow; StaleStateError when it does not exist. */
   async delete(id: string): Promise<void> {
     await conditionally(`workflow ${id} does not exist`, () =>
@@ -77,7 +113,17 @@ export class WorkflowsTable {
   }
 }
 
+/** The workflow's item; one with triggers also enters the trigger index under its object type. */
+function toItem(workflow: Workflow): Record<string, unknown> {
+  return {
+    pk: workflow.id,
+    sk: SK,
+    ...workflow,
+    ...(workflow.enrollmentTriggers ? { triggerObjectType: workflow.objectType } : {}),
+  };
+}
+
 function toWorkflow(item: Record<string, unknown>): Workflow {
-  const { pk: _pk, sk: _sk, ...workflow } = item;
+  const { pk: _pk, sk: _sk, triggerObjectType: _triggerObjectType, ...workflow } = item;
   return workflow as unknown as Workflow;
 }

@@ -22,8 +22,22 @@ export interface EnrollDeps {
   readonly portalId: number;
 }
 
+/** How an enrollment came about, when not by `POST /workflows/{id}/enrollments`. */
+export interface EnrollOptions {
+  /**
+   * The enrollment's id, when the caller derives it: an enrollment that was started already
+   * under this id is a ConflictError, so a repeated request starts nothing.
+   */
+  readonly enrollmentId?: string;
+}
+
 /** Enrolls a record into a workflow and starts its first action. */
-export async function enroll(deps: EnrollDeps, workflowId: string, input: RequestBody<"enroll">) {
+export async function enroll(
+  deps: EnrollDeps,
+  workflowId: string,
+  input: RequestBody<"enroll">,
+  options: EnrollOptions = {},
+) {
   const workflow = await deps.workflows.get(workflowId);
   if (!workflow) throw new NotFoundError(`workflow ${workflowId} not found`);
   const record = await deps.records.get({
@@ -32,7 +46,7 @@ export async function enroll(deps: EnrollDeps, workflowId: string, input: Reques
   });
   if (!record) throw new NotFoundError(`${workflow.objectType}/${input.objectId} not found`);
   const enrollment = newEnrollment({
-    enrollmentId: deps.newId(),
+    enrollmentId: options.enrollmentId ?? deps.newId(),
     workflowId,
     objectType: workflow.objectType,
     objectId: input.objectId,

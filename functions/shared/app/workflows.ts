@@ -1,4 +1,5 @@
 import type { AppsTable } from "#adapters/apps-table";
+import type { ListsTable } from "#adapters/lists-table";
 import type { WorkflowsTable } from "#adapters/workflows-table";
 import {
   NotFoundError,
@@ -23,6 +24,7 @@ import {
 export interface WorkflowsDeps {
   readonly workflows: WorkflowsTable;
   readonly apps: AppsTable;
+  readonly lists: ListsTable;
   readonly now: () => number;
   readonly newId: () => string;
   readonly allowPrivateTargets: boolean;
@@ -31,12 +33,14 @@ export interface WorkflowsDeps {
 /** Creates a workflow; every action gets an id. */
 export async function createWorkflow(deps: WorkflowsDeps, definition: WorkflowDefinition) {
   await checkActions(deps, definition.actions);
+  await checkTriggers(deps, definition);
   const now = new Date(deps.now()).toISOString();
   const workflow: Workflow = {
     id: deps.newId(),
     name: definition.name,
     objectType: definition.objectType,
     actions: refuseHiddenSecrets(assignActionIds(definition, deps.newId)),
+    ...(definition.enrollmentTriggers ? { enrollmentTriggers: definition.enrollmentTriggers } : {}),
     createdAt: now,
     updatedAt: now,
   };
@@ -58,6 +62,7 @@ export async function replaceWorkflow(
   const current = await deps.workflows.get(id);
   if (!current) throw new NotFoundError(`workflow ${id} not found`);
   await checkActions(deps, definition.actions);
+  await checkTriggers(deps, definition);
   const fresh = assignActionIds(definition, deps.newId);
   const now = deps.now();
   const actions = refuseHiddenSecrets(
@@ -77,6 +82,7 @@ export async function replaceWorkflow(
     name: definition.name,
     objectType: definition.objectType,
     actions,
+    enrollmentTriggers: definition.enrollmentTriggers,
     updatedAt: new Date(now).toISOString(),
   };
   refuseOversize(workflow);
@@ -201,6 +207,21 @@ async function checkActions(deps: WorkflowsDeps, actions: readonly WorkflowActio
         throw new ValidationError(
           `actions[${index}].authentication.appId`,
           `no app ${action.authentication.appId}; register it with POST /apps`,
+        );
+      }
+    }
+  }
+}
+
+/** Rules of the triggers that need the store: the lists they name exist. */
+async function checkTriggers(deps: WorkflowsDeps, definition: WorkflowDefinition) {
+  for (const [groupIndex, group] of (definition.enrollmentTriggers?.filterGroups ?? []).entries()) {
+    for (const [filterIndex, filter] of group.filters.entries()) {
+      if (filter.type !== "listMembership") continue;
+      if (!(await deps.lists.get(filter.listId))) {
+        throw new ValidationError(
+          `enrollmentTriggers.filterGroups[${groupIndex}].filters[${filterIndex}].listId`,
+          `no list ${filter.listId}; create it with POST /lists`,
         );
       }
     }

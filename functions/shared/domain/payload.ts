@@ -27,6 +27,23 @@ export interface ContactIdentityPayload {
   readonly "is-primary": boolean;
 }
 
+/** One form submission, newest first, as HubSpot's contact profile lists them. */
+export interface ContactFormSubmissionPayload {
+  readonly "form-id": string;
+  readonly "conversion-id": string;
+  readonly timestamp: number;
+  readonly "page-url": string | null;
+}
+
+/** One list the contact belongs to, as HubSpot's contact profile lists them. */
+export interface ContactListMembershipPayload {
+  readonly "static-list-id": number | string;
+  readonly "internal-list-id": number | string;
+  readonly timestamp: number;
+  readonly vid: number | string;
+  readonly "is-member": true;
+}
+
 export interface ContactProfilePayload {
   readonly vid: number | string;
   readonly "canonical-vid": number | string;
@@ -35,8 +52,8 @@ export interface ContactProfilePayload {
   readonly properties: Readonly<
     Record<string, { readonly value: string; readonly versions: ContactPropertyVersionPayload[] }>
   >;
-  readonly "form-submissions": readonly never[];
-  readonly "list-memberships": readonly never[];
+  readonly "form-submissions": readonly ContactFormSubmissionPayload[];
+  readonly "list-memberships": readonly ContactListMembershipPayload[];
   readonly "identity-profiles": ReadonlyArray<{
     readonly vid: number | string;
     readonly identities: ContactIdentityPayload[];
@@ -128,8 +145,23 @@ function contactProfile(record: CrmRecord, options: PayloadOptions): ContactProf
     "portal-id": options.portalId,
     "is-contact": true,
     properties,
-    "form-submissions": [],
-    "list-memberships": [],
+    "form-submissions": (record.formSubmissions ?? []).map((submission) => ({
+      "form-id": submission.formId,
+      "conversion-id": submission.conversionId,
+      timestamp: submission.timestamp,
+      "page-url": submission.pageUrl,
+    })),
+    "list-memberships": (record.listMemberships ?? []).map((membership) => {
+      // List ids are numbers, as HubSpot's are; the one id serves as both of its list ids.
+      const listId = numericWhenPossible(membership.listId);
+      return {
+        "static-list-id": listId,
+        "internal-list-id": listId,
+        timestamp: membership.timestamp,
+        vid,
+        "is-member": true as const,
+      };
+    }),
     "identity-profiles": [{ vid, identities: emailIdentities(record) }],
     "merge-audits": [],
   };

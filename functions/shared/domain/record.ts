@@ -6,10 +6,29 @@ export interface PropertyVersion {
   readonly value: string;
   /** Epoch milliseconds. */
   readonly timestamp: number;
-  /** Where the value came from: `API` for the HTTP API, `AUTOMATION_PLATFORM` for a workflow. */
+  /**
+   * Where the value came from: `API` for the HTTP API, `AUTOMATION_PLATFORM` for a workflow step,
+   * `FORM` for a form submission.
+   */
   readonly sourceType: string;
   readonly sourceId: string | null;
   readonly sourceLabel: string | null;
+}
+
+/** A form a contact submitted (`forms-and-lists.ts` keeps these). */
+export interface FormSubmission {
+  readonly formId: string;
+  readonly conversionId: string;
+  /** Epoch milliseconds. */
+  readonly timestamp: number;
+  readonly pageUrl: string | null;
+}
+
+/** A list a contact belongs to. */
+export interface ListMembership {
+  readonly listId: string;
+  /** When the contact joined, epoch milliseconds. */
+  readonly timestamp: number;
 }
 
 export interface CrmRecord {
@@ -17,6 +36,10 @@ export interface CrmRecord {
   readonly objectId: string;
   /** Versions of each property, newest first; the first is the current value. */
   readonly properties: Readonly<Record<string, readonly PropertyVersion[]>>;
+  /** Contacts only: form submissions, newest first, bounded. */
+  readonly formSubmissions?: readonly FormSubmission[];
+  /** Contacts only: the lists the contact belongs to, oldest first, bounded. */
+  readonly listMemberships?: readonly ListMembership[];
   /** Epoch milliseconds. */
   readonly createdAt: number;
   /** Epoch milliseconds. */

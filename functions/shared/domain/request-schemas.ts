@@ -13,6 +13,13 @@
  */
 import { en } from "zod/locales";
 import * as z from "zod/mini";
+import {
+  LIST_OPERATORS,
+  NUMERIC_OPERATORS,
+  numeric,
+  PROPERTY_OPERATORS,
+  SINGLE_VALUE_OPERATORS,
+} from "#domain/enrollment-triggers";
 import { RESERVED_PROPERTY_NAME } from "#domain/record";
 import { STANDARD_WEBHOOKS_SECRET_PREFIX } from "#domain/signatures";
 import { MAX_TARGET_URL_LENGTH, targetUrlProblem } from "#domain/target-url";
@@ -39,6 +46,20 @@ const MAX_PROPERTIES_PER_REQUEST = 1_000;
 const MAX_ACTIONS = 50;
 const MAX_CUSTOM_FIELDS = 100;
 const MAX_DELAY_SECONDS = 90 * 24 * 3600;
+/** At most 20 outputs per webhook action (docs/contract.md). */
+const MAX_OUTPUTS = 20;
+const MAX_OUTPUT_PATH_LENGTH = 500;
+/** Criteria stay small enough to judge on every change of every record. */
+const MAX_FILTER_GROUPS = 10;
+const MAX_FILTERS_PER_GROUP = 10;
+const MAX_FILTER_VALUES = 100;
+const MAX_FILTER_VALUE_LENGTH = 1_000;
+const MAX_PAGE_URL_LENGTH = 2_048;
+/** Enrollments per page of `GET /workflows/{id}/enrollments`. */
+export const MAX_ENROLLMENTS_PAGE = 100;
+export const DEFAULT_ENROLLMENTS_PAGE = 20;
+/** A page token is an encoded index position: a few hundred characters at most. */
+const MAX_PAGE_TOKEN_LENGTH = 2_048;
 
 const objectTypeSchema = z.enum(OBJECT_TYPES);
 
@@ -83,18 +104,21 @@ function isStorableNumber(value: number): boolean {
   );
 }
 
+/** A number a workflow keeps as given (a fixed value, a filter's value). */
+const storableNumberSchema = z
+  .number()
+  .check(
+    z.refine(
+      isStorableNumber,
+      "must be 0 or between 1e-130 and 9007199254740991 (2^53 - 1) in size; send other numbers as a string",
+    ),
+  );
+
 /** A fixed value of a custom body: kept in the workflow as given, so its numbers must be storable. */
 const staticValueSchema = z.union(
   [
     z.string().check(z.maxLength(MAX_PROPERTY_VALUE_LENGTH)),
-    z
-      .number()
-      .check(
-        z.refine(
-          isStorableNumber,
-          "must be 0 or between 1e-130 and 9007199254740991 (2^53 - 1) in size; send other numbers as a string",
-        ),
-      ),
+    storableNumberSchema,
     z.boolean(),
     z.null(),
   ],
@@ -273,6 +297,20 @@ const bodySpecSchema = z.discriminatedUnion("type", [
   }),
 ]);
 
+const webhookOutputSchema = z.strictObject({
+  path: z
+    .string()
+    .check(
+      z.minLength(1),
+      z.maxLength(MAX_OUTPUT_PATH_LENGTH),
+      z.regex(
+        /^[^.]+(\.[^.]+)*$/,
+        "must be dot notation: names or array indices joined by single dots",
+      ),
+    ),
+  property: propertyNameSchema,
+});
+
 const webhookActionSchema = z
   .strictObject({
     type: z.literal("webhook"),
@@ -280,6 +318,7 @@ const webhookActionSchema = z
     method: z._default(z.enum(["POST", "GET"]), "POST"),
     authentication: z.optional(authenticationSchema),
     body: z._default(bodySpecSchema, { type: "all" }),
+    outputs: z.optional(z.array(webhookOutputSchema).check(z.maxLength(MAX_OUTPUTS))),
   })
   .check(
     z.refine((action) => action.method !== "GET" || action.body.type !== "custom", {
@@ -305,28 +344,120 @@ const workflowActionSchema = z.discriminatedUnion("type", [
   delayActionSchema,
 ]);
 
+const filterValueSchema = z.union(
+  [z.string().check(z.maxLength(MAX_FILTER_VALUE_LENGTH)), storableNumberSchema, z.boolean()],
+  { error: "must be a string, number or boolean" },
+);
+
+/** Which of `value` and `values` a filter takes follows from its operator. */
+const propertyFilterSchema = z
+  .strictObject({
+    type: z.literal("property"),
+    property: propertyNameSchema,
+    operator: z.enum(PROPERTY_OPERATORS),
+    value: z.optional(filterValueSchema),
+    values: z.optional(
+      z.array(filterValueSchema).check(z.minLength(1), z.maxLength(MAX_FILTER_VALUES)),
+    ),
+  })
+  .check(
+    z.superRefine((filter, ctx) => {
+      const { operator, value, values } = filter;
+      const problem = (path: string, message: string) =>
+        ctx.addIssue({
+          code: "custom",
+          path: [path],
+          message: `${message} with operator ${operator}`,
+        });
+      if (SINGLE_VALUE_OPERATORS.includes(operator)) {
+        if (value === undefined) problem("value", "is required");
+        else if (NUMERIC_OPERATORS.includes(operator) && numeric(String(value)) === undefined)
+          problem("value", "must be a number");
+        else if (operator === "CONTAINS" && String(value) === "")
+          problem("value", "must not be empty");
+        if (values !== undefined) problem("values", "must be left out (use value)");
+      } else if (LIST_OPERATORS.includes(operator)) {
+        if (values === undefined) problem("values", "is required");
+        if (value !== undefined) problem("value", "must be left out (use values)");
+      } else {
+        if (value !== undefined) problem("value", "must be left out");
+        if (values !== undefined) problem("values", "must be left out");
+      }
+    }),
+  );
+
+const triggerFilterSchema = z.discriminatedUnion("type", [
+  propertyFilterSchema,
+  z.strictObject({ type: z.literal("formSubmission"), formId: idSchema }),
+  z.strictObject({ type: z.literal("listMembership"), listId: idSchema }),
+]);
+
+const enrollmentTriggersSchema = z.strictObject({
+  filterGroups: z
+    .array(
+      z.strictObject({
+        filters: z
+          .array(triggerFilterSchema)
+          .check(z.minLength(1), z.maxLength(MAX_FILTERS_PER_GROUP)),
+      }),
+    )
+    .check(z.minLength(1), z.maxLength(MAX_FILTER_GROUPS)),
+  reenroll: z._default(z.boolean(), false),
+});
+
+const propertiesSchema = z.record(propertyNameSchema, propertyValueSchema).check(
+  z.refine((properties) => Object.keys(properties).length <= MAX_PROPERTIES_PER_REQUEST, {
+    message: `must have at most ${MAX_PROPERTIES_PER_REQUEST} properties`,
+  }),
+  z.meta({ maxProperties: MAX_PROPERTIES_PER_REQUEST }),
+);
+
 /** The request body schemas, keyed by the `body` names of `apiRoutes`. */
 export const requestBodies = {
   createApp: z.strictObject({
     name: nameSchema,
     clientSecret: z.optional(clientSecretSchema),
   }),
-  putObject: z.strictObject({
-    properties: z.record(propertyNameSchema, propertyValueSchema).check(
-      z.refine((properties) => Object.keys(properties).length <= MAX_PROPERTIES_PER_REQUEST, {
-        message: `must have at most ${MAX_PROPERTIES_PER_REQUEST} properties`,
+  putObject: z.strictObject({ properties: propertiesSchema }),
+  workflow: z
+    .strictObject({
+      name: nameSchema,
+      objectType: objectTypeSchema,
+      actions: z.array(workflowActionSchema).check(z.minLength(1), z.maxLength(MAX_ACTIONS)),
+      enrollmentTriggers: z.optional(enrollmentTriggersSchema),
+    })
+    .check(
+      // Forms and lists hold contacts: a workflow over another type triggers on properties only.
+      z.superRefine((workflow, ctx) => {
+        if (workflow.objectType === "contacts") return;
+        workflow.enrollmentTriggers?.filterGroups.forEach((group, groupIndex) => {
+          group.filters.forEach((filter, filterIndex) => {
+            if (filter.type === "property") return;
+            ctx.addIssue({
+              code: "custom",
+              path: [
+                "enrollmentTriggers",
+                "filterGroups",
+                groupIndex,
+                "filters",
+                filterIndex,
+                "type",
+              ],
+              message: `must be property for ${workflow.objectType} (forms and lists hold contacts only)`,
+            });
+          });
+        });
       }),
-      z.meta({ maxProperties: MAX_PROPERTIES_PER_REQUEST }),
     ),
-  }),
-  workflow: z.strictObject({
-    name: nameSchema,
-    objectType: objectTypeSchema,
-    actions: z.array(workflowActionSchema).check(z.minLength(1), z.maxLength(MAX_ACTIONS)),
-  }),
   enroll: z.strictObject({ objectId: idSchema }),
   testAction: z.strictObject({ objectId: idSchema }),
   rotateSecret: z.strictObject({ clientSecret: z.optional(clientSecretSchema) }),
+  formSubmission: z.strictObject({
+    objectId: idSchema,
+    values: propertiesSchema,
+    pageUrl: z.optional(z.string().check(z.minLength(1), z.maxLength(MAX_PAGE_URL_LENGTH))),
+  }),
+  createList: z.strictObject({ name: nameSchema }),
 } as const satisfies Record<RequestBodyName, z.ZodMiniType>;
 
 /** A request body as validated, with defaults applied. */
@@ -427,6 +558,53 @@ export function parseId(field: string, raw: string | undefined): string {
   const result = idSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     throw toValidationError(result.error.issues, [field]);
+  }
+  return result.data;
+}
+
+/** The statuses `GET /workflows/{id}/enrollments` filters by. */
+export const ENROLLMENT_STATUS_FILTERS = [
+  "active",
+  "waiting",
+  "completed",
+  "failed",
+  "cancelled",
+] as const;
+
+/**
+ * The query parameters of `GET /workflows/{id}/enrollments`, each with its schema; the OpenAPI
+ * document describes them from here. Query values arrive as strings: `limit` is read as a number.
+ */
+export const enrollmentsQueryParameters = {
+  objectId: idSchema,
+  status: z.enum(ENROLLMENT_STATUS_FILTERS),
+  limit: z.coerce
+    .number()
+    .check(
+      z.refine(Number.isInteger, "must be a whole number"),
+      z.gte(1),
+      z.lte(MAX_ENROLLMENTS_PAGE),
+    ),
+  nextToken: z.string().check(z.minLength(1), z.maxLength(MAX_PAGE_TOKEN_LENGTH)),
+} as const;
+
+const enrollmentsQuerySchema = z.strictObject({
+  objectId: z.optional(enrollmentsQueryParameters.objectId),
+  status: z.optional(enrollmentsQueryParameters.status),
+  limit: z.optional(enrollmentsQueryParameters.limit),
+  nextToken: z.optional(enrollmentsQueryParameters.nextToken),
+});
+
+/** The query of `GET /workflows/{id}/enrollments`, validated. */
+export type EnrollmentsQuery = z.output<typeof enrollmentsQuerySchema>;
+
+/** Validates the query string of `GET /workflows/{id}/enrollments`. */
+export function parseEnrollmentsQuery(
+  query: Readonly<Record<string, string | undefined>> | null | undefined,
+): EnrollmentsQuery {
+  const result = enrollmentsQuerySchema.safeParse(query ?? {}, { reportInput: true });
+  if (!result.success) {
+    throw toValidationError(result.error.issues, []);
   }
   return result.data;
 }

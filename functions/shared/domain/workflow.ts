@@ -1,3 +1,5 @@
+import type { EnrollmentTriggers } from "#domain/enrollment-triggers";
+
 /**
  * The workflow model (docs/contract.md): a workflow runs its actions in order over one record of
  * its object type. The request schemas in `request-schemas.ts` validate input into these types.
@@ -82,6 +84,15 @@ export type CustomField = { key: string; property: string } | { key: string; val
 /** What a webhook sends: the whole record, or the chosen fields. */
 export type BodySpec = { type: "all" } | { type: "custom"; fields: CustomField[] };
 
+/**
+ * A value to take from a webhook's JSON response into the record: `path` in dot notation (array
+ * indices as numbers), `property` the record's property that receives it.
+ */
+export interface WebhookOutput {
+  path: string;
+  property: string;
+}
+
 /** "Trigger a webhook": sends the record to `url`. */
 export interface WebhookAction {
   type: "webhook";
@@ -89,6 +100,7 @@ export interface WebhookAction {
   method: "POST" | "GET";
   authentication?: Authentication | undefined;
   body: BodySpec;
+  outputs?: WebhookOutput[] | undefined;
 }
 
 /** Sets a property of the record. */
@@ -111,6 +123,7 @@ export interface WorkflowDefinition {
   name: string;
   objectType: ObjectType;
   actions: WorkflowAction[];
+  enrollmentTriggers?: EnrollmentTriggers | undefined;
 }
 
 /** A workflow as stored and returned: the definition plus server-assigned ids and times. */
@@ -119,6 +132,7 @@ export interface Workflow {
   name: string;
   objectType: ObjectType;
   actions: Array<WorkflowAction & { id: string }>;
+  enrollmentTriggers?: EnrollmentTriggers | undefined;
   createdAt: string;
   updatedAt: string;
 }
