@@ -185,7 +185,7 @@ export const retryScheduler = {
 /** The custom metrics the functions emit (CloudWatch EMF) and the dashboard and alarms read. */
 export const metrics = {
   namespace: "WorkflowWebhooks",
-  /** Dimension on every custom metric; a few values only (`api`, `engine`, `deliver`). */
+  /** Dimension on every custom metric; a few values only (`api`, `engine`, `deliver`, `enroll`). */
   serviceDimension: "service",
   names: {
     deliverySucceeded: "DeliverySucceeded",
@@ -263,13 +263,14 @@ type KeyOf<Route> = Route extends {
 /** A route as the API handler looks it up: method and API Gateway resource path, e.g. `GET /health`. */
 export type RouteKey = KeyOf<(typeof apiRoutes)[number]>;
 
-const ROUTE_KEYS: ReadonlySet<string> = new Set(
-  apiRoutes.map((route) => `${route.method} ${route.path}`),
-);
+// Built at the first lookup rather than at import, so that the bundles of functions that route
+// nothing leave the route list out.
+let routeKeys: ReadonlySet<string> | undefined;
 
 /** Whether `key` names one of `apiRoutes`. */
 export function isRouteKey(key: string): key is RouteKey {
-  return ROUTE_KEYS.has(key);
+  routeKeys ??= new Set(apiRoutes.map((route) => `${route.method} ${route.path}`));
+  return routeKeys.has(key);
 }
 
 /**

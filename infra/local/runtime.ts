@@ -1,6 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { type QueueKey, queues, retryScheduler } from "#shared/contract";
+import { enrollmentStream, type QueueKey, queues, retryScheduler } from "#shared/contract";
 import { type ApiHandler, startApiGateway } from "./api-gateway.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { errorReporter } from "./log.ts";
@@ -10,12 +11,15 @@ import { type QueuePoller, type SqsHandler, startQueuePoller } from "./queue-pol
 import { createResources, type LocalResources } from "./resources.ts";
 import { startSchedulerEmulator } from "./scheduler-emulator.ts";
 import { type SqsEmulator, startSqsEmulator } from "./sqs-emulator.ts";
+import { type StreamHandler, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
 
-/** The three Lambda entry points of the system. */
+/** The Lambda entry points of the system. */
 export interface LocalRuntimeHandlers {
   readonly api: ApiHandler;
   readonly engine: SqsHandler;
   readonly deliver: SqsHandler;
+  /** Fed by the records table's stream; without it no stream is read. */
+  readonly enroll?: StreamHandler;
 }
 
 export interface LocalRuntimeOptions {
@@ -137,6 +141,16 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     cleanup.push(async () => sqs.destroy());
     const pollers = startPollers(sqs, sqsEmulator.onSend, resources, handlers, options, onError);
     cleanup.push(() => Promise.all(pollers.map((poller) => poller.stop())).then(() => {}));
+    if (handlers.enroll) {
+      const streams = new DynamoDBStreamsClient({
+        endpoint: dynamoEndpoint,
+        region: localRegion,
+        credentials: localCredentials,
+      });
+      cleanup.push(async () => streams.destroy());
+      const streamPoller = startEnrollmentStream(streams, sqs, resources, handlers.enroll, onError);
+      cleanup.push(() => streamPoller.stop());
+    }
 
     const api = await startApiGateway({
       handler: handlers.api,
@@ -223,6 +237,30 @@ function startPollers(
   });
 }
 
+/** Reads the records table's stream into the enroll function, as its event source mapping does. */
+function startEnrollmentStream(
+  streams: DynamoDBStreamsClient,
+  sqs: SQSClient,
+  resources: LocalResources,
+  handler: StreamHandler,
+  onError: ReturnType<typeof errorReporter>,
+): StreamPoller {
+  return startStreamPoller({
+    streams,
+    sqs,
+    streamArn: resources.enrollmentStream.streamArn,
+    handler,
+    functionName: "enroll",
+    batchSize: enrollmentStream.batchSize,
+    retryAttempts: enrollmentStream.retryAttempts,
+    maxRecordAgeSeconds: enrollmentStream.maxRecordAgeSeconds,
+    sortKeys: enrollmentStream.sortKeys,
+    onFailureQueueUrl: resources.enrollmentStream.onFailureQueueUrl,
+    timeoutSeconds: enrollmentStream.consumerTimeoutSeconds,
+    onError,
+  });
+}
+
 /** Sets the functions' variables and returns how to put the previous ones back. */
 function applyEnv(env: Record<string, string>): () => Promise<void> {
   const keys = [...new Set([...Object.keys(env), ...CLEARED_VARIABLES])];
@@ -248,13 +286,14 @@ async function importRealHandlers(env: Record<string, string>): Promise<LocalRun
     );
   }
   realHandlersEnv = fingerprint;
-  const [api, engine, deliver] = await Promise.all(
-    ["api", "engine", "deliver"].map((name) => importHandler(name)),
+  const [api, engine, deliver, enroll] = await Promise.all(
+    ["api", "engine", "deliver", "enroll"].map((name) => importHandler(name)),
   );
   return {
     api: api as ApiHandler,
     engine: engine as SqsHandler,
     deliver: deliver as SqsHandler,
+    enroll: enroll as StreamHandler,
   };
 }
 
