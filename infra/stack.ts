@@ -282,8 +282,10 @@ export class WorkflowWebhooksStack extends Stack {
     this.engineFunction.useTable(deliveries, "readWrite");
     this.deliverFunction.useTable(apps, "read");
     this.deliverFunction.useTable(deliveries, "readWrite");
-    // The lane moves an enrollment past its webhook action as soon as the delivery ends.
+    // The lane moves an enrollment past its webhook action as soon as the delivery ends, and
+    // writes the webhook's outputs into the record first.
     this.deliverFunction.useTable(enrollments, "readWrite");
+    this.deliverFunction.useTable(records, "readWrite");
     for (const fn of [this.apiFunction, this.engineFunction, this.deliverFunction]) {
       fn.sendsTo(this.workflowSteps);
       fn.sendsTo(this.webhookLane);

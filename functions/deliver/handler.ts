@@ -4,6 +4,7 @@ import { DeliveriesTable } from "#adapters/deliveries-table";
 import { dynamoDocuments } from "#adapters/dynamodb-client";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
+import { RecordsTable } from "#adapters/records-table";
 import { RetrySchedules } from "#adapters/retry-schedules";
 import { scheduler } from "#adapters/scheduler-client";
 import { sqs } from "#adapters/sqs-client";
@@ -28,12 +29,13 @@ import { queues } from "#shared/contract";
 import { logger, metricNames, metrics } from "#shared/observability";
 import { sqsConsumer } from "#shared/sqs-consumer";
 
-const tables = tableNames(["apps", "deliveries", "enrollments"]);
+const tables = tableNames(["apps", "deliveries", "enrollments", "records"]);
 const settings = runtimeSettings();
 
 const deps: DeliveryAttemptsDeps = {
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
   enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
+  records: new RecordsTable(dynamoDocuments, tables.records),
   apps: new AppsTable(dynamoDocuments, tables.apps),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
   webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),

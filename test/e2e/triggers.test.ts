@@ -9,10 +9,11 @@ const TRIGGER_LATENCY_MS = 1_000;
 let system: LocalSystem;
 let call: LocalSystem["call"];
 let receiver: LocalSystem["receiver"];
+let answers: LocalSystem["answers"];
 
 beforeAll(async () => {
   system = await startLocalSystem({ timeScale: 0.001, visibilityTimeoutSeconds: 2 });
-  ({ call, receiver } = system);
+  ({ call, receiver, answers } = system);
 });
 
 afterAll(async () => {
@@ -272,5 +273,70 @@ describe("a workflow's enrollments", () => {
     expect(badToken.status).toBe(400);
     expect(badToken.body.error.message).toMatch(/^nextToken: /);
     expect(unknown.status).toBe(404);
+  });
+});
+
+describe("webhook outputs", () => {
+  it("a GET webhook's outputs set a property that the next webhook sends", async () => {
+    // Prepare
+    answers.set("/lookup", () => ({
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ company: { tier: "enterprise", seats: 250 }, tags: ["a"] }),
+    }));
+    const created = await call("POST", "/workflows", {
+      name: "enrich then sync",
+      objectType: "contacts",
+      actions: [
+        {
+          type: "webhook",
+          method: "GET",
+          url: receiver.url("/lookup"),
+          outputs: [
+            { path: "company.tier", property: "tier" },
+            { path: "company.seats", property: "seats" },
+            { path: "company.missing", property: "nothing" },
+          ],
+        },
+        {
+          type: "webhook",
+          url: receiver.url("/sync"),
+          body: {
+            type: "custom",
+            fields: [
+              { key: "tier", property: "tier" },
+              { key: "seats", property: "seats" },
+            ],
+          },
+        },
+      ],
+    });
+    const contactId = newId();
+    await call("PUT", `/objects/contacts/${contactId}`, { properties: { email: "e@example.com" } });
+
+    // Act
+    const enrolled = await call("POST", `/workflows/${created.body.id}/enrollments`, {
+      objectId: contactId,
+    });
+    const enrollment = await eventually("the enrollment to complete", async () => {
+      const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
+      expect(body.status).toBe("completed");
+      return body;
+    });
+
+    // Assess
+    const sync = receiver.requestsTo("/sync").at(-1) as ReceivedRequest;
+    expect(JSON.parse(sync.body)).toEqual({ tier: "enterprise", seats: "250" });
+    expect(enrollment.actions[0].outputs).toEqual([
+      { path: "company.tier", property: "tier", written: true, value: "enterprise" },
+      { path: "company.seats", property: "seats", written: true, value: "250" },
+      { path: "company.missing", property: "nothing", written: false, reason: "path not found" },
+    ]);
+    const record = await call("GET", `/objects/contacts/${contactId}`);
+    expect(record.body.properties.tier.versions[0]).toMatchObject({
+      value: "enterprise",
+      "source-type": "WORKFLOW",
+      "source-id": created.body.id,
+    });
   });
 });

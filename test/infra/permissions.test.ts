@@ -78,7 +78,12 @@ describe("table access", () => {
       deliveries: "readWrite",
     },
     engine: { records: "readWrite", enrollments: "readWrite", deliveries: "readWrite" },
-    deliver: { apps: "read", deliveries: "readWrite", enrollments: "readWrite" },
+    deliver: {
+      apps: "read",
+      records: "readWrite",
+      deliveries: "readWrite",
+      enrollments: "readWrite",
+    },
   };
 
   for (const service of ["api", "engine", "deliver"] as const) {
@@ -112,13 +117,13 @@ describe("table access", () => {
     });
   }
 
-  it("keeps the deliver function from records and workflows, and from writing apps", () => {
+  it("keeps the deliver function from workflows, and from writing apps", () => {
     // Prepare
     const role = stack.deliverFunction.executionRole;
-    const { records, workflows, apps } = stack.state.tables;
+    const { workflows, apps } = stack.state.tables;
 
     // Act
-    const forbidden = [records, workflows].flatMap((table) => actionsOn(role, table));
+    const forbidden = actionsOn(role, workflows);
     const onApps = actionsOn(role, apps);
 
     // Assess

@@ -312,6 +312,83 @@ describe("enrollment state under duplicate and concurrent messages", () => {
   });
 });
 
+describe("a webhook's outputs", () => {
+  it("are written into the record before the enrollment moves on, and once when the lane finishes the action again", async () => {
+    // Prepare
+    const apiKey = `key-${randomUUID()}`;
+    answers["/enrich"] = () => ({
+      status: 200,
+      headers: { "content-type": "application/json" },
+      // A receiver that echoes the request's API key back.
+      body: JSON.stringify({ data: { tier: "gold", seats: 12, echo: apiKey } }),
+    });
+    const enrollment = await enrolled([
+      {
+        type: "webhook",
+        url: receiver.url("/enrich"),
+        method: "GET",
+        authentication: { type: "apiKey", name: "X-Api-Key", location: "header", value: apiKey },
+        body: { type: "all" },
+        outputs: [
+          { path: "data.tier", property: "tier" },
+          { path: "data.missing", property: "nothing" },
+          { path: "data.echo", property: "echo" },
+        ],
+      },
+      { type: "setProperty", property: "synced", value: "yes" },
+    ]);
+    await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+    await aws.drain("webhookLane");
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+
+    // Act: the attempt, then its message again after the consumer that moved the enrollment on
+    // is taken to have stopped before it (the action is put back as it was)
+    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+    await aws.documents.send(
+      new UpdateCommand({
+        TableName: aws.resources.tables.enrollments,
+        Key: { pk: enrollment.enrollmentId, sk: "ENROLLMENT" },
+        UpdateExpression: "SET currentIndex = :zero, actions[0].#status = :running",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":zero": 0, ":running": "running" },
+      }),
+    );
+    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+
+    // Assess
+    const record = await tables.records.get({
+      objectType: "contacts",
+      objectId: enrollment.objectId,
+    });
+    expect(record?.properties.tier).toEqual([
+      expect.objectContaining({
+        value: "gold",
+        sourceType: "WORKFLOW",
+        sourceId: enrollment.workflowId,
+      }),
+    ]);
+    expect(record?.properties.nothing).toBeUndefined();
+    // Outputs read the response as the attempt log shows it: never a secret of the request.
+    expect(record?.properties.echo?.[0]?.value).toBe("***");
+    expect((await tables.deliveries.get(deliveryId))?.outputResults).toEqual([
+      { path: "data.tier", property: "tier", written: true, value: "gold" },
+      { path: "data.missing", property: "nothing", written: false, reason: "path not found" },
+      { path: "data.echo", property: "echo", written: true, value: "***" },
+    ]);
+    expect((await tables.enrollments.get(enrollment.enrollmentId))?.currentIndex).toBe(1);
+    // One from each run; the engine starts the next action once, whatever the count.
+    const next = { type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 1 };
+    expect(await aws.drain("workflowSteps")).toEqual([next, next]);
+  });
+});
+
 /** The delivery of a one-webhook workflow's enrollment, handed to the lane and not yet attempted. */
 async function startedDelivery(path: string): Promise<string> {
   const enrollment = await enrolled([webhook(path)]);

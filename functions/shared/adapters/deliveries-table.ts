@@ -170,6 +170,10 @@ export class DeliveriesTable {
       values[":nextAt"] = verdict.nextAttemptAt;
       values[":firstFailedAt"] = verdict.firstFailedAt;
     } else {
+      if (verdict.status === "succeeded" && verdict.outputResults) {
+        set += ", outputResults = :outputResults";
+        values[":outputResults"] = verdict.outputResults;
+      }
       set += ", nextAttempt = :null, nextAttemptAt = :null, failureReason = :reason";
       values[":null"] = null;
       values[":reason"] = verdict.status === "failed" ? verdict.reason : null;

@@ -55,8 +55,14 @@ export interface WebhookClientOptions {
   readonly ca?: string | readonly string[];
 }
 
+/** Settings of one send that differ from the client's. */
+export interface SendOptions {
+  /** Bytes of the response body kept, instead of the client's `maxBodyBytes`. */
+  readonly maxBodyBytes?: number;
+}
+
 export interface WebhookClient {
-  send(request: OutgoingRequest): Promise<WebhookResult>;
+  send(request: OutgoingRequest, options?: SendOptions): Promise<WebhookResult>;
   /** Closes the pooled connections; waits for requests in flight. */
   close(): Promise<void>;
 }
@@ -117,7 +123,14 @@ export function createWebhookClient(options: WebhookClientOptions): WebhookClien
   );
 
   return {
-    send: (request) => send(agent, request, settings),
+    send: (request, sendOptions) =>
+      send(
+        agent,
+        request,
+        sendOptions?.maxBodyBytes === undefined
+          ? settings
+          : { ...settings, maxBodyBytes: sendOptions.maxBodyBytes },
+      ),
     close: () => agent.close(),
   };
 }

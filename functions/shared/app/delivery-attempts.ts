@@ -2,8 +2,13 @@ import type { AppsTable } from "#adapters/apps-table";
 import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
+import type { RecordsTable } from "#adapters/records-table";
 import type { RetrySchedules } from "#adapters/retry-schedules";
-import type { WebhookClient, WebhookResult } from "#adapters/webhook-client";
+import {
+  DEFAULT_MAX_BODY_BYTES,
+  type WebhookClient,
+  type WebhookResult,
+} from "#adapters/webhook-client";
 import { finishWebhookAction } from "#app/enrollment-progress";
 import {
   type Attempt,
@@ -19,12 +24,15 @@ import { StaleStateError } from "#domain/errors";
 import type { Admission, HostAdmission, HostOutcome } from "#domain/host-admission";
 import type { DeliveryAttemptMessage } from "#domain/messages";
 import { receiverOf } from "#domain/target-url";
+import { MAX_OUTPUT_RESPONSE_BYTES, type OutputResult, readOutputs } from "#domain/webhook-outputs";
 import { buildAttemptRequest, redactSecrets, requestSecrets } from "#domain/webhook-request";
 
 export interface DeliveryAttemptsDeps {
   readonly deliveries: DeliveriesTable;
   /** The lane moves an enrollment past its webhook action itself, once the delivery ends. */
   readonly enrollments: EnrollmentsTable;
+  /** Where a webhook's outputs are written, before the enrollment moves on. */
+  readonly records: RecordsTable;
   readonly apps: AppsTable;
   readonly workflowSteps: WorkflowStepsQueue;
   readonly webhookLane: WebhookLaneQueue;
@@ -129,7 +137,7 @@ async function attempt(
   const manual = delivery.status === "pending" && message.attempt > 1;
   if (manual) await cancelSupersededSchedule(deps, message);
 
-  const sent =
+  const sent: SentAttempt =
     admission.kind === "paused"
       ? {
           attempt: unansweredAttempt(
@@ -140,9 +148,13 @@ async function attempt(
         }
       : await send(deps, delivery, message.attempt, admission);
   // A target the policy refuses, or a signing app that is gone, stays so: retrying cannot help.
-  const verdict: AttemptVerdict = sent.permanentFailure
+  const judged: AttemptVerdict = sent.permanentFailure
     ? { status: "failed", reason: sent.permanentFailure }
     : judgeAttempt(delivery, sent.attempt, sent.retryAfter, deps.random);
+  const verdict: AttemptVerdict =
+    judged.status === "succeeded" && sent.outputResults
+      ? { ...judged, outputResults: sent.outputResults }
+      : judged;
   try {
     await deps.deliveries.recordAttempt(delivery, sent.attempt, verdict, deps.now());
   } catch (error) {
@@ -155,6 +167,9 @@ async function attempt(
     status: verdict.status,
     nextAttempt: verdict.status === "retrying" ? verdict.nextAttempt : null,
     ...(verdict.status === "retrying" ? { retryFiresAt: verdict.firesAt } : {}),
+    ...(verdict.status === "succeeded" && verdict.outputResults
+      ? { outputResults: verdict.outputResults }
+      : {}),
   });
   return {
     kind: "sent",
@@ -193,6 +208,8 @@ interface SentAttempt {
   readonly retryAfter?: string;
   /** Set when the attempt failed in a way no retry can change. */
   readonly permanentFailure?: string;
+  /** What a 2xx response gave for the delivery's outputs, when it has some. */
+  readonly outputResults?: OutputResult[];
 }
 
 async function send(
@@ -219,27 +236,42 @@ async function send(
     previousClientSecret: app?.previousClientSecret,
     now: start.sentAt,
   });
-  const result = await deps.webhookClient.send(request);
+  const outputs = delivery.outputs ?? [];
+  // Outputs are read from a longer stretch of the response than the attempt log keeps.
+  const result = await deps.webhookClient.send(
+    request,
+    outputs.length > 0 ? { maxBodyBytes: MAX_OUTPUT_RESPONSE_BYTES } : undefined,
+  );
   admission.release(hostOutcome(result));
-  // The attempt log shows what came back; a receiver that echoes the request must not put the
-  // request's secrets there.
+  // The attempt log shows what came back, and outputs take values from it: a receiver that
+  // echoes the request must put the request's secrets in neither.
   const secrets = requestSecrets(auth, app);
-  const attempt = result.ok
-    ? answeredAttempt(
-        start,
-        {
-          statusCode: result.response.statusCode,
-          body: redactSecrets(result.response.body, secrets, result.response.bodyTruncated),
-        },
-        result.durationMs,
-      )
-    : unansweredAttempt(start, redactSecrets(result.error, secrets), result.durationMs);
   if (!result.ok) {
+    const error = redactSecrets(result.error, secrets);
+    const attempt = unansweredAttempt(start, error, result.durationMs);
     return result.errorKind === "refused"
       ? { attempt, permanentFailure: result.error }
       : { attempt };
   }
-  return { attempt, retryAfter: result.response.headers["retry-after"] };
+  const { statusCode, headers, bodyTruncated } = result.response;
+  const body = redactSecrets(result.response.body, secrets, bodyTruncated);
+  const attempt = answeredAttempt(start, { statusCode, body: logged(body) }, result.durationMs);
+  const succeeded = statusCode >= 200 && statusCode < 300;
+  return {
+    attempt,
+    retryAfter: headers["retry-after"],
+    ...(succeeded && outputs.length > 0
+      ? { outputResults: readOutputs(outputs, { body, bodyTruncated }) }
+      : {}),
+  };
+}
+
+/** The start of a response body, as much as the attempt log keeps. */
+function logged(body: string): string {
+  const bytes = Buffer.from(body, "utf8");
+  return bytes.byteLength <= DEFAULT_MAX_BODY_BYTES
+    ? body
+    : bytes.subarray(0, DEFAULT_MAX_BODY_BYTES).toString("utf8");
 }
 
 /**

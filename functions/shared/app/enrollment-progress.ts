@@ -1,8 +1,11 @@
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WorkflowStepsQueue } from "#adapters/lane-queues";
+import type { RecordsTable } from "#adapters/records-table";
 import { type Delivery, deliveryIdFor } from "#domain/delivery";
 import { type Enrollment, type EnrollmentStatus, hasEnded } from "#domain/enrollment";
-import { StaleStateError } from "#domain/errors";
+import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
+import { applyPropertyChanges } from "#domain/record";
+import { outputChanges } from "#domain/webhook-outputs";
 
 /** What moving an enrollment on did, for logs and metrics. */
 export type ProgressReport =
@@ -66,15 +69,25 @@ export async function failAction(
   return { kind: "finished", actionType, enrollmentStatus: "failed", reason };
 }
 
+/** What finishing a webhook action takes: the record receives the webhook's outputs. */
+export interface WebhookFinishDeps extends EnrollmentProgressDeps {
+  readonly records: RecordsTable;
+}
+
 /**
  * Moves the enrollment of a delivery that ended (succeeded or failed for good) past its webhook
  * action: the webhook lane does it as soon as it knows, with no hop through the workflow-steps
- * lane. Safe to repeat: a finished action is not finished again, and an enrollment that completed
- * has its lock released again in case a consumer stopped between the two.
+ * lane. The values a successful response gave for the action's outputs are written into the
+ * record first, so the next action sees them. Safe to repeat: a finished action is not finished
+ * again, outputs written again add no version, and an enrollment that ended has its lock
+ * released again in case a consumer stopped between the two.
  */
 export async function finishWebhookAction(
-  deps: EnrollmentProgressDeps,
-  delivery: Pick<Delivery, "enrollmentId" | "actionIndex" | "deliveryId" | "status">,
+  deps: WebhookFinishDeps,
+  delivery: Pick<
+    Delivery,
+    "enrollmentId" | "actionIndex" | "deliveryId" | "status" | "outputResults"
+  >,
 ): Promise<ProgressReport> {
   if (delivery.status !== "succeeded" && delivery.status !== "failed") {
     return { kind: "skipped", reason: `delivery is ${delivery.status}` };
@@ -96,8 +109,39 @@ export async function finishWebhookAction(
   if (delivery.deliveryId !== deliveryIdFor(enrollment.enrollmentId, progress.actionId)) {
     return { kind: "skipped", reason: "delivery belongs to another action" };
   }
+  if (delivery.status === "succeeded" && delivery.outputResults) {
+    await writeOutputs(deps, enrollment, outputChanges(delivery.outputResults));
+  }
   return finishAction(deps, enrollment, index, {
     status: delivery.status,
     deliveryId: delivery.deliveryId,
   });
+}
+
+/**
+ * Writes the values a webhook's response gave into the record (source `WORKFLOW`, the workflow as
+ * source id). A record already at its size bound, or that cannot store a value, takes none, and
+ * one deleted meanwhile is not brought back by a webhook's answer: the workflow goes on either way.
+ */
+async function writeOutputs(
+  deps: WebhookFinishDeps,
+  enrollment: Enrollment,
+  changes: ReadonlyMap<string, string>,
+): Promise<void> {
+  if (changes.size === 0) return;
+  const key = { objectType: enrollment.objectType, objectId: enrollment.objectId };
+  try {
+    await deps.records.update(key, (current) => {
+      if (!current) return undefined;
+      const { record, changed } = applyPropertyChanges(current, key, Object.fromEntries(changes), {
+        sourceType: "WORKFLOW",
+        sourceId: enrollment.workflowId,
+        sourceLabel: null,
+        timestamp: deps.now(),
+      });
+      return changed.length === 0 ? undefined : record;
+    });
+  } catch (error) {
+    if (!(error instanceof PayloadTooLargeError || error instanceof ValidationError)) throw error;
+  }
 }

@@ -111,8 +111,22 @@ export async function readEnrollment(deps: EnrollmentViewDeps, enrollmentId: str
       ),
     ),
   );
+  const view = enrollmentView(enrollment);
+  const outputsOf = new Map(
+    deliveries.flatMap((found) =>
+      found?.delivery.outputResults
+        ? [[found.delivery.actionId, found.delivery.outputResults]]
+        : [],
+    ),
+  );
   return {
-    ...enrollmentView(enrollment),
+    ...view,
+    // A webhook action's outcome shows what its outputs wrote, or why they did not.
+    actions: view.actions.map((action) =>
+      outputsOf.has(action.actionId)
+        ? { ...action, outputs: outputsOf.get(action.actionId) }
+        : action,
+    ),
     deliveries: deliveries.flatMap((found) =>
       found ? [deliveryView(found.delivery, found.attempts)] : [],
     ),

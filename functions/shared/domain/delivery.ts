@@ -3,7 +3,8 @@ import { type Enrollment, isoOrNull } from "#domain/enrollment";
 import type { DeliveryAttemptMessage } from "#domain/messages";
 import { classifyAttempt, decideRetry } from "#domain/retry-policy";
 import { receiverOf } from "#domain/target-url";
-import type { Authentication, ObjectType, WebhookAction } from "#domain/workflow";
+import type { OutputResult } from "#domain/webhook-outputs";
+import type { Authentication, ObjectType, WebhookAction, WebhookOutput } from "#domain/workflow";
 
 export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed";
 
@@ -28,6 +29,10 @@ export interface Delivery {
   readonly authentication?: Authentication;
   /** Built once when the action ran; every attempt re-sends these exact bytes. */
   readonly body?: string;
+  /** Values to read from a successful response into the record. */
+  readonly outputs?: readonly WebhookOutput[];
+  /** What the successful attempt's response gave for each output. */
+  readonly outputResults?: readonly OutputResult[];
   readonly status: DeliveryStatus;
   readonly retryMode: RetryMode;
   readonly attemptCount: number;
@@ -58,7 +63,7 @@ export interface Attempt {
 
 /** What to do after an attempt. */
 export type AttemptVerdict =
-  | { readonly status: "succeeded" }
+  | { readonly status: "succeeded"; readonly outputResults?: readonly OutputResult[] }
   | {
       readonly status: "retrying";
       readonly nextAttempt: number;
@@ -110,6 +115,7 @@ export function newDelivery(input: {
     method: action.method,
     url: action.url,
     ...(action.authentication ? { authentication: action.authentication } : {}),
+    ...(action.outputs?.length ? { outputs: action.outputs } : {}),
     body,
     status: "pending",
     retryMode: "auto",

@@ -1,0 +1,92 @@
+/**
+ * Webhook outputs (docs/contract.md): values read from a webhook's JSON response and written into
+ * the enrolled record before its next action, which is how a workflow retrieves data.
+ */
+import type { WebhookOutput } from "#domain/workflow";
+
+/** Outputs are read from at most this much of a response (docs/contract.md). */
+export const MAX_OUTPUT_RESPONSE_BYTES = 256 * 1024;
+
+/** A value longer than a property may hold is not written. */
+export const MAX_OUTPUT_VALUE_LENGTH = 65_536;
+
+/** What became of one output: the value written, or why nothing was. */
+export type OutputResult =
+  | {
+      readonly path: string;
+      readonly property: string;
+      readonly written: true;
+      readonly value: string;
+    }
+  | {
+      readonly path: string;
+      readonly property: string;
+      readonly written: false;
+      readonly reason: string;
+    };
+
+/** The outputs of a 2xx response: each one's value, or the reason it has none. */
+export function readOutputs(
+  outputs: readonly WebhookOutput[],
+  response: { readonly body: string; readonly bodyTruncated: boolean },
+): OutputResult[] {
+  let document: unknown;
+  try {
+    document = JSON.parse(response.body);
+  } catch {
+    const reason = response.bodyTruncated
+      ? `response is not JSON within its first ${MAX_OUTPUT_RESPONSE_BYTES / 1024} KiB`
+      : "response is not JSON";
+    return outputs.map((output) => ({ ...output, written: false, reason }));
+  }
+  return outputs.map((output) => {
+    const found = valueAt(document, output.path);
+    if (!found.present) return { ...output, written: false, reason: "path not found" };
+    const { value } = found;
+    if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+      return {
+        ...output,
+        written: false,
+        reason: `value is ${value === null ? "null" : Array.isArray(value) ? "an array" : "an object"}, not a string, number or boolean`,
+      };
+    }
+    const text = String(value);
+    if (text.length > MAX_OUTPUT_VALUE_LENGTH) {
+      return {
+        ...output,
+        written: false,
+        reason: `value is longer than ${MAX_OUTPUT_VALUE_LENGTH} characters`,
+      };
+    }
+    return { ...output, written: true, value: text };
+  });
+}
+
+/** The value at a dot-notation path: names of object members, or indices of array items. */
+function valueAt(document: unknown, path: string): { present: boolean; value?: unknown } {
+  let current = document;
+  for (const segment of path.split(".")) {
+    if (Array.isArray(current) && /^(0|[1-9][0-9]*)$/.test(segment)) {
+      const index = Number(segment);
+      if (index >= current.length) return { present: false };
+      current = current[index];
+    } else if (
+      typeof current === "object" &&
+      current !== null &&
+      !Array.isArray(current) &&
+      Object.hasOwn(current, segment)
+    ) {
+      current = (current as Record<string, unknown>)[segment];
+    } else {
+      return { present: false };
+    }
+  }
+  return { present: true, value: current };
+}
+
+/** The property changes of the written outputs; a property written twice keeps the last value. */
+export function outputChanges(results: readonly OutputResult[]): Map<string, string> {
+  const changes = new Map<string, string>();
+  for (const result of results) if (result.written) changes.set(result.property, result.value);
+  return changes;
+}

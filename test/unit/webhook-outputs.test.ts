@@ -1,0 +1,91 @@
+import { describe, expect, it } from "vitest";
+import { MAX_OUTPUT_VALUE_LENGTH, outputChanges, readOutputs } from "#domain/webhook-outputs";
+
+const response = (body: unknown, bodyTruncated = false) => ({
+  body: typeof body === "string" ? body : JSON.stringify(body),
+  bodyTruncated,
+});
+
+describe("webhook outputs", () => {
+  it("read strings, numbers and booleans at dot paths, array indices included", () => {
+    // Prepare
+    const body = { data: { items: [{ id: "a-1" }, { id: "a-2" }], total: 2, active: true } };
+
+    // Act
+    const results = readOutputs(
+      [
+        { path: "data.items.1.id", property: "external_id" },
+        { path: "data.total", property: "count" },
+        { path: "data.active", property: "active" },
+      ],
+      response(body),
+    );
+
+    // Assess
+    expect(results).toEqual([
+      { path: "data.items.1.id", property: "external_id", written: true, value: "a-2" },
+      { path: "data.total", property: "count", written: true, value: "2" },
+      { path: "data.active", property: "active", written: true, value: "true" },
+    ]);
+  });
+
+  it.each([
+    ["a missing member", "data.nope", "path not found"],
+    ["an index past the end", "data.items.5", "path not found"],
+    ["an index on an object", "data.0", "path not found"],
+    ["an object", "data", "value is an object, not a string, number or boolean"],
+    ["an array", "data.items", "value is an array, not a string, number or boolean"],
+    ["null", "data.gone", "value is null, not a string, number or boolean"],
+    ["an inherited member", "data.constructor", "path not found"],
+  ])("write nothing for %s, and say why", (_, path, reason) => {
+    // Act
+    const [result] = readOutputs(
+      [{ path, property: "p" }],
+      response({ data: { items: [1], gone: null } }),
+    );
+
+    // Assess
+    expect(result).toEqual({ path, property: "p", written: false, reason });
+  });
+
+  it("write nothing from a response that is not JSON, or not JSON within its first 256 KiB", () => {
+    // Act
+    const [plain] = readOutputs([{ path: "a", property: "p" }], response("thanks"));
+    const [cut] = readOutputs([{ path: "a", property: "p" }], response('{"a": "', true));
+
+    // Assess
+    expect(plain).toMatchObject({ written: false, reason: "response is not JSON" });
+    expect(cut).toMatchObject({
+      written: false,
+      reason: "response is not JSON within its first 256 KiB",
+    });
+  });
+
+  it("refuse a value longer than a property holds", () => {
+    // Act
+    const [result] = readOutputs(
+      [{ path: "a", property: "p" }],
+      response({ a: "x".repeat(MAX_OUTPUT_VALUE_LENGTH + 1) }),
+    );
+
+    // Assess
+    expect(result).toMatchObject({ written: false });
+  });
+
+  it("become property changes where the last output to a property wins", () => {
+    // Act
+    const changes = outputChanges(
+      readOutputs(
+        [
+          { path: "a", property: "p" },
+          { path: "b", property: "p" },
+          { path: "missing", property: "q" },
+        ],
+        response({ a: "first", b: "second" }),
+      ),
+    );
+
+    // Assess
+    expect([...changes]).toEqual([["p", "second"]]);
+  });
+});
