@@ -3,12 +3,13 @@ import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { Construct, Node } from "constructs";
 import { type ApiAuthorization, WorkflowApi } from "#infra/constructs/api";
+import { EnrollmentStream } from "#infra/constructs/enrollment-stream";
 import { Lane, MAX_CONCURRENCY_RANGE } from "#infra/constructs/lanes";
 import { Monitoring } from "#infra/constructs/monitoring";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { StateTables } from "#infra/constructs/state-tables";
 import { LOG_LEVELS, type LogLevel, TeamFunction } from "#infra/constructs/team-function";
-import { API_TIME_LIMIT_SECONDS, apiRoutes, queues } from "#shared/contract";
+import { API_TIME_LIMIT_SECONDS, apiRoutes, enrollmentStream, queues } from "#shared/contract";
 
 /** Everything a deployment may choose, read from CDK context (cdk.json or `-c key=value`). */
 export interface StackSettings {
@@ -209,14 +210,16 @@ export interface WorkflowWebhooksStackProps extends StackProps {
 
 /**
  * The whole system on AWS: the state tables, the two lanes with their consumers, the retry
- * scheduler, the API and the monitoring. Each function is granted, and told of, exactly the
- * resources it uses.
+ * scheduler, the API, the enroll function fed by the records stream, and the monitoring. Each
+ * function is granted, and told of, exactly the resources it uses.
  */
 export class WorkflowWebhooksStack extends Stack {
   readonly state: StateTables;
   readonly apiFunction: TeamFunction;
   readonly engineFunction: TeamFunction;
   readonly deliverFunction: TeamFunction;
+  readonly enrollFunction: TeamFunction;
+  readonly enrollments: EnrollmentStream;
   readonly workflowSteps: Lane;
   readonly webhookLane: Lane;
   readonly retries: RetryScheduler;
@@ -292,6 +295,30 @@ export class WorkflowWebhooksStack extends Stack {
     }
     this.retries.allowScheduling(this.deliverFunction);
 
+    this.enrollFunction = new TeamFunction(this, "EnrollFunction", {
+      entry: "functions/enroll/handler.ts",
+      serviceName: "enroll",
+      description:
+        "Starts the enrollments that changes of records trigger, from the records stream",
+      timeout: Duration.seconds(enrollmentStream.consumerTimeoutSeconds),
+      ...logging,
+    });
+    this.enrollments = new EnrollmentStream(this, "EnrollmentStream", {
+      definition: enrollmentStream,
+      table: this.state.tables[enrollmentStream.table],
+      consumer: this.enrollFunction,
+      // Its messages describe changes on their way to the workflow-steps lane: that lane's key.
+      encryptionKey: this.workflowSteps.encryptionKey,
+    });
+    // A triggered enrollment starts as one through the API does: a first webhook action's
+    // delivery is built and handed to the webhook lane at once.
+    this.enrollFunction.useTable(workflows, "read");
+    this.enrollFunction.useTable(records, "read");
+    this.enrollFunction.useTable(enrollments, "readWrite");
+    this.enrollFunction.useTable(deliveries, "readWrite");
+    this.enrollFunction.sendsTo(this.workflowSteps);
+    this.enrollFunction.sendsTo(this.webhookLane);
+
     this.api = new WorkflowApi(this, "Api", {
       handler: this.apiFunction,
       routes: apiRoutes,
@@ -304,7 +331,7 @@ export class WorkflowWebhooksStack extends Stack {
     });
 
     this.monitoring = new Monitoring(this, "Monitoring", {
-      functions: [this.apiFunction, this.engineFunction, this.deliverFunction],
+      functions: [this.apiFunction, this.engineFunction, this.deliverFunction, this.enrollFunction],
       deliverer: this.deliverFunction,
       lanes: [this.workflowSteps, this.webhookLane],
       retries: this.retries,
@@ -312,6 +339,7 @@ export class WorkflowWebhooksStack extends Stack {
       failedDeliveriesThreshold: settings.failedDeliveriesAlarmThreshold,
       laneAgeThreshold: Duration.seconds(settings.laneAgeAlarmSeconds),
       alarmEmail: settings.alarmEmail,
+      enrollmentStream: this.enrollments,
     });
 
     this.addOutputs();
@@ -340,6 +368,11 @@ export class WorkflowWebhooksStack extends Stack {
       "Retries EventBridge Scheduler could not deliver",
     );
     output("RetryScheduleGroupName", this.retries.groupName, "Schedule group of the retries");
+    output(
+      "EnrollFailuresQueueName",
+      this.enrollments.onFailureQueue.queueName,
+      "Stream records the enroll function gave up on",
+    );
     for (const table of Object.values(this.state.tables)) {
       const name = table.node.id.replace(/Table$/, "");
       output(`${name}TableName`, table.tableName, `The ${table.definition.name} table`);

@@ -20,6 +20,7 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import type { Queue } from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import type { WorkflowApi } from "#infra/constructs/api";
+import type { EnrollmentStream } from "#infra/constructs/enrollment-stream";
 import type { Lane } from "#infra/constructs/lanes";
 import type { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import type { TeamFunction } from "#infra/constructs/team-function";
@@ -41,7 +42,12 @@ export interface MonitoringProps {
   readonly laneAgeThreshold: Duration;
   /** @default - no subscription; subscribe to the topic yourself */
   readonly alarmEmail?: string;
+  /** The function fed by the records stream: its triggered enrollments, iterator age and failures. */
+  readonly enrollmentStream?: EnrollmentStream;
 }
+
+/** Age of the newest stream record handed over, held for 3 minutes, at which the alarm fires. */
+const ITERATOR_AGE_ALARM = Duration.minutes(5);
 
 /**
  * What an operator watches: a dashboard of deliveries, lanes, retries, functions and the API;
@@ -134,6 +140,36 @@ export class Monitoring extends Construct {
         comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         evaluationPeriods: 1,
       });
+    }
+    const streamed = props.enrollmentStream;
+    const iteratorAge = streamed?.consumer.metric("IteratorAge", {
+      statistic: "Maximum",
+      period: Duration.minutes(1),
+    });
+    if (streamed && iteratorAge) {
+      alarm(
+        "EnrollFailuresMessages",
+        "The enroll function gave up on stream records: changes that may have missed their triggered enrollments.",
+        {
+          metric: streamed.onFailureQueue.metricApproximateNumberOfMessagesVisible({
+            statistic: "Maximum",
+            period: Duration.minutes(1),
+          }),
+          threshold: 1,
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 1,
+        },
+      );
+      alarm(
+        "EnrollmentsBehind",
+        `The enroll function has been ${ITERATOR_AGE_ALARM.toMinutes()} minutes or more behind the records stream for 3 minutes.`,
+        {
+          metric: iteratorAge,
+          threshold: ITERATOR_AGE_ALARM.toMilliseconds(),
+          comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          evaluationPeriods: 3,
+        },
+      );
     }
     this.alarms = alarms;
 
@@ -262,6 +298,23 @@ export class Monitoring extends Construct {
         24,
       ),
     );
+    if (streamed && iteratorAge) {
+      this.dashboard.addWidgets(
+        graph("Triggered enrollments (per 5 minutes)", [
+          new Metric({
+            namespace: metrics.namespace,
+            metricName: metrics.names.enrollmentTriggered,
+            dimensionsMap: { [metrics.serviceDimension]: streamed.consumer.serviceName },
+            statistic: "Sum",
+            period: Duration.minutes(5),
+          }).with({ label: "triggered" }),
+          streamed.onFailureQueue
+            .metricApproximateNumberOfMessagesVisible({ statistic: "Maximum" })
+            .with({ label: "stream records given up on" }),
+        ]),
+        graph("Records stream iterator age (ms)", [iteratorAge.with({ label: "enroll" })]),
+      );
+    }
 
     this.queries = this.createQueries(stackName, props.functions);
   }

@@ -1,7 +1,20 @@
 import { RemovalPolicy } from "aws-cdk-lib";
-import { AttributeType, BillingMode, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
+import {
+  AttributeType,
+  BillingMode,
+  ProjectionType,
+  StreamViewType,
+  Table,
+  TableEncryption,
+} from "aws-cdk-lib/aws-dynamodb";
 import { Construct } from "constructs";
-import { type TableDefinition, type TableKey, tables } from "#shared/contract";
+import {
+  type IndexDefinition,
+  type KeyAttribute,
+  type TableDefinition,
+  type TableKey,
+  tables,
+} from "#shared/contract";
 
 export interface StateTableProps {
   readonly definition: TableDefinition;
@@ -11,8 +24,8 @@ export interface StateTableProps {
 
 /**
  * One table of the system's state, built from its definition: on-demand, point-in-time recovery,
- * encrypted with the AWS managed key, `pk`/`sk` string keys, and TTL where the definition names
- * an expiry attribute.
+ * encrypted with the AWS managed key, `pk`/`sk` string keys, TTL where the definition names an
+ * expiry attribute, and the definition's global secondary indexes and change stream.
  */
 export class StateTable extends Table {
   readonly definition: TableDefinition;
@@ -30,9 +43,33 @@ export class StateTable extends Table {
       timeToLiveAttribute: props.definition.ttlAttribute,
       deletionProtection: props.deletionProtection,
       removalPolicy: props.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+      ...(props.definition.stream === "NEW_AND_OLD_IMAGES"
+        ? { stream: StreamViewType.NEW_AND_OLD_IMAGES }
+        : {}),
     });
     this.definition = props.definition;
+    for (const index of props.definition.indexes ?? []) {
+      this.addGlobalSecondaryIndex(indexProps(index));
+    }
   }
+}
+
+function keyAttribute(key: KeyAttribute) {
+  return { name: key.name, type: key.type === "N" ? AttributeType.NUMBER : AttributeType.STRING };
+}
+
+function indexProps(index: IndexDefinition) {
+  const { projection } = index;
+  return {
+    indexName: index.name,
+    partitionKey: keyAttribute(index.partitionKey),
+    ...(index.sortKey ? { sortKey: keyAttribute(index.sortKey) } : {}),
+    ...(projection === "ALL"
+      ? { projectionType: ProjectionType.ALL }
+      : projection === "KEYS_ONLY"
+        ? { projectionType: ProjectionType.KEYS_ONLY }
+        : { projectionType: ProjectionType.INCLUDE, nonKeyAttributes: [...projection] }),
+  };
 }
 
 export interface StateTablesProps {

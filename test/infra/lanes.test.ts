@@ -38,7 +38,7 @@ describe("every queue", () => {
       );
 
     // Assess
-    expect(queueIds.length).toBe(5);
+    expect(queueIds.length).toBe(6);
     expect(sslOnly.sort()).toEqual(queueIds.sort());
   });
 

@@ -31,7 +31,7 @@ describe("the alarms", () => {
     const found = alarms();
 
     // Assess
-    expect(found.length).toBe(9);
+    expect(found.length).toBe(12);
     for (const alarm of found) {
       expect(alarm.Properties.TreatMissingData).toBe("notBreaching");
       expect(alarm.Properties.AlarmActions).toEqual([topic]);
@@ -226,13 +226,16 @@ describe("the dashboard", () => {
 });
 
 describe("the saved Logs Insights queries", () => {
-  it("cover failed deliveries by workflow and one delivery's story, over all three functions' logs", () => {
+  it("cover failed deliveries by workflow and one delivery's story, over every function's logs", () => {
     // Prepare
-    const logGroups = [stack.apiFunction, stack.engineFunction, stack.deliverFunction].map(
-      (fn) => ({
-        Ref: logicalId(fn.logGroup),
-      }),
-    );
+    const logGroups = [
+      stack.apiFunction,
+      stack.engineFunction,
+      stack.deliverFunction,
+      stack.enrollFunction,
+    ].map((fn) => ({
+      Ref: logicalId(fn.logGroup),
+    }));
 
     // Act
     const queries = Object.values(template.findResources("AWS::Logs::QueryDefinition")).map(

@@ -22,6 +22,12 @@ const READ_ACTIONS = [
   "dynamodb:Query",
   "dynamodb:Scan",
 ];
+/** What the enroll function's event source mapping needs on the records table's stream. */
+const STREAM_READ_ACTIONS = [
+  "dynamodb:DescribeStream",
+  "dynamodb:GetRecords",
+  "dynamodb:GetShardIterator",
+];
 const WRITE_ACTIONS = [
   "dynamodb:BatchWriteItem",
   "dynamodb:DeleteItem",
@@ -67,8 +73,8 @@ const tableKeys = Object.keys(tables) as TableKey[];
 
 describe("table access", () => {
   const expected: Record<
-    "api" | "engine" | "deliver",
-    Partial<Record<TableKey, "read" | "readWrite">>
+    "api" | "engine" | "deliver" | "enroll",
+    Partial<Record<TableKey, "read" | "readWrite" | "readAndStream">>
   > = {
     api: {
       apps: "readWrite",
@@ -84,15 +90,22 @@ describe("table access", () => {
       deliveries: "readWrite",
       enrollments: "readWrite",
     },
+    enroll: {
+      workflows: "read",
+      records: "readAndStream",
+      enrollments: "readWrite",
+      deliveries: "readWrite",
+    },
   };
 
-  for (const service of ["api", "engine", "deliver"] as const) {
+  for (const service of ["api", "engine", "deliver", "enroll"] as const) {
     it(`gives the ${service} function exactly its tables, and tells it only of those`, () => {
       // Prepare
       const fn = {
         api: stack.apiFunction,
         engine: stack.engineFunction,
         deliver: stack.deliverFunction,
+        enroll: stack.enrollFunction,
       }[service];
       const environment = environmentOf(fn);
 
@@ -108,7 +121,9 @@ describe("table access", () => {
             ? []
             : access === "read"
               ? READ_ACTIONS
-              : [...READ_ACTIONS, ...WRITE_ACTIONS].sort();
+              : access === "readAndStream"
+                ? [...READ_ACTIONS, ...STREAM_READ_ACTIONS].sort()
+                : [...READ_ACTIONS, ...WRITE_ACTIONS].sort();
         expect(actions, `${service} on ${key}`).toEqual(wanted);
         expect(Object.hasOwn(environment, tables[key].envVar), `${service} told of ${key}`).toBe(
           access !== undefined,
@@ -134,7 +149,12 @@ describe("table access", () => {
 
 describe("lane access", () => {
   it("lets every function send to both lanes, with the lane's key and the queue URL variable", () => {
-    for (const fn of [stack.apiFunction, stack.engineFunction, stack.deliverFunction]) {
+    for (const fn of [
+      stack.apiFunction,
+      stack.engineFunction,
+      stack.deliverFunction,
+      stack.enrollFunction,
+    ]) {
       for (const lane of [stack.workflowSteps, stack.webhookLane]) {
         // Act
         const onQueue = actionsOn(fn.executionRole, lane.queue);
@@ -154,7 +174,12 @@ describe("lane access", () => {
   it("lets only a lane's consumer receive and delete its messages", () => {
     const consuming = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"];
     for (const lane of [stack.workflowSteps, stack.webhookLane]) {
-      for (const fn of [stack.apiFunction, stack.engineFunction, stack.deliverFunction]) {
+      for (const fn of [
+        stack.apiFunction,
+        stack.engineFunction,
+        stack.deliverFunction,
+        stack.enrollFunction,
+      ]) {
         // Act
         const actions = actionsOn(fn.executionRole, lane.queue);
 
@@ -305,16 +330,23 @@ describe("every role", () => {
     for (const statement of statements) {
       expect(actionsOf(statement).filter((action) => action.includes("*"))).toEqual([]);
       if (statement.Resource === "*") {
-        expect(actionsOf(statement).sort()).toEqual([
-          "xray:PutTelemetryRecords",
-          "xray:PutTraceSegments",
-        ]);
+        // The enroll function's stream mapping also needs ListStreams, which takes no resource.
+        expect(
+          actionsOf(statement)
+            .filter((action) => action !== "dynamodb:ListStreams")
+            .sort(),
+        ).toEqual(["xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
       }
     }
   });
 
   it("lets each function write only to its own log group", () => {
-    for (const fn of [stack.apiFunction, stack.engineFunction, stack.deliverFunction]) {
+    for (const fn of [
+      stack.apiFunction,
+      stack.engineFunction,
+      stack.deliverFunction,
+      stack.enrollFunction,
+    ]) {
       // Act
       const logging = statementsOf(fn.executionRole).filter((statement) =>
         actionsOf(statement).some((action) => action.startsWith("logs:")),

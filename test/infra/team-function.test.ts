@@ -35,13 +35,15 @@ type FunctionResource = {
 };
 
 function functions(): Array<[string, TeamFunction, FunctionResource]> {
-  return [stack.apiFunction, stack.engineFunction, stack.deliverFunction].map((fn) => [
-    fn.serviceName,
-    fn,
-    template.findResources("AWS::Lambda::Function")[
-      stack.getLogicalId(fn.node.defaultChild as CfnElement)
-    ] as FunctionResource,
-  ]);
+  return [stack.apiFunction, stack.engineFunction, stack.deliverFunction, stack.enrollFunction].map(
+    (fn) => [
+      fn.serviceName,
+      fn,
+      template.findResources("AWS::Lambda::Function")[
+        stack.getLogicalId(fn.node.defaultChild as CfnElement)
+      ] as FunctionResource,
+    ],
+  );
 }
 
 /** The directory of the function's bundle in the cloud assembly. */
@@ -55,7 +57,7 @@ const newestNodeRuntime = Runtime.ALL.filter((runtime) => /^nodejs\d+\.x$/.test(
   .sort((a, b) => Number.parseInt(a.slice(6), 10) - Number.parseInt(b.slice(6), 10))
   .at(-1);
 
-describe.each(["api", "engine", "deliver"])("the %s function", (service) => {
+describe.each(["api", "engine", "deliver", "enroll"])("the %s function", (service) => {
   function resourceOf(): FunctionResource {
     const found = functions().find(([name]) => name === service);
     if (found === undefined) throw new Error(`no ${service} function`);
@@ -143,6 +145,14 @@ describe.each(["api", "engine", "deliver"])("the %s function", (service) => {
     expect(code).toContain("Unable to find environment variable credentials");
     expect(code).not.toContain("AssumeRoleWithWebIdentity");
     expect(code).not.toContain("GetRoleCredentials");
+  });
+
+  it("carries zod only if it validates requests, as the API does", () => {
+    // Act
+    const code = readFileSync(join(bundleOf(resourceOf()), "index.mjs"), "utf8");
+
+    // Assess: every zod schema has a `_zod` member, whatever the minifier names the rest
+    expect(code.includes("_zod")).toBe(service === "api");
   });
 
   it("knows the project's version without carrying package.json", () => {
