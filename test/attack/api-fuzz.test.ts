@@ -8,8 +8,8 @@ import { type LocalSystem, startLocalSystem } from "#test/local-system";
 import { reportFigures } from "#test/reliability-figures";
 
 /**
- * A property-based fuzz of the local API with malformed bodies, paths, headers and ids (SPEC
- * section 2): every request is malformed by construction, and each must get a documented 4xx in
+ * A property-based fuzz of the local API with malformed bodies, paths, headers and ids (docs/contract.md,
+ * section 1): every request is malformed by construction, and each must get a documented 4xx in
  * the error shape, never a 5xx, and leave every table as it was. `npm test` tries a few hundred
  * requests; `npm run test:reliability` tries ten thousand (API_FUZZ_RUNS).
  */

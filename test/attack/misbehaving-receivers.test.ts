@@ -21,7 +21,7 @@ import { reportFigures } from "#test/reliability-figures";
 
 /**
  * Receivers that misbehave, as real HTTPS servers on 127.0.0.1, through the local system with a
- * compressed clock: each delivery ends as SPEC section 5 says, and a receiver that sends without
+ * compressed clock: each delivery ends as the retry policy says, and a receiver that sends without
  * end never makes the system hold more than a bounded piece of it. A receiver that never answers
  * waits out the real 30-second timeout, so it is in `test/reliability/slow-receivers.test.ts`.
  */

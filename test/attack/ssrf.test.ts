@@ -14,7 +14,7 @@ import { allowLoopbackOnly, type LoopbackGuard } from "#test/loopback-only";
 import { reportFigures } from "#test/reliability-figures";
 
 /**
- * Hostile webhook targets (SPEC section 6): every non-public IPv4 and IPv6 range, IPv4-mapped and
+ * Hostile webhook targets (docs/contract.md, section 6): every non-public IPv4 and IPv6 range, IPv4-mapped and
  * NAT64 forms, decimal, octal and hex spellings, names resolving to private addresses, DNS
  * rebinding and redirects. Each is refused with a reason and without a connection: a TLS listener
  * on 127.0.0.1, where loopback targets point, counts the connections it gets (none), and every

@@ -12,7 +12,7 @@ import { type LocalAws, startLocalAws } from "#test/local-aws";
 
 /**
  * Steps that no retry can make run end their enrollment as failed, with the reason, instead of
- * failing on every try until the message reaches the dead-letter queue (SPEC section 10).
+ * failing on every try until the message reaches the dead-letter queue.
  */
 let aws: LocalAws;
 let records: RecordsTable;

@@ -22,8 +22,8 @@ const TEST_ACTION_MARGIN_MS = 5_000;
 
 /**
  * How long the test action waits for a response: what the API's time limit leaves after
- * connecting and the margin. A slower receiver gives a response timeout in `error` (SPEC section
- * 11), rather than the API's own timeout, which would also count as a function error.
+ * connecting and the margin. A slower receiver gives a response timeout in `error`,
+ * rather than the API's own timeout, which would also count as a function error.
  */
 export const TEST_ACTION_RESPONSE_TIMEOUT_MS =
   API_TIME_LIMIT_SECONDS * 1000 - DEFAULT_CONNECT_TIMEOUT_MS - TEST_ACTION_MARGIN_MS;

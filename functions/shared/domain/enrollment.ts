@@ -1,6 +1,6 @@
 import type { ObjectType, WorkflowAction } from "#domain/workflow";
 
-/** `failed`: an action could never run (SPEC section 10); the enrollment ended there. */
+/** `failed`: an action could never run; the enrollment ended there. */
 export type EnrollmentStatus = "active" | "waiting" | "completed" | "failed";
 export type ActionStatus = "pending" | "running" | "succeeded" | "failed";
 
