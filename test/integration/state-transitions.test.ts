@@ -23,6 +23,7 @@ import { ConflictError } from "#domain/errors";
 import { DEFAULT_HOST_ADMISSION, HostAdmission } from "#domain/host-admission";
 import { applyPropertyChanges } from "#domain/record";
 import type { WorkflowAction } from "#domain/workflow";
+import { RECORD_SORT_KEY } from "#shared/contract";
 import { eventually } from "#test/eventually";
 import {
   makeTestCertificate,
@@ -386,6 +387,58 @@ describe("a webhook's outputs", () => {
     // One from each run; the engine starts the next action once, whatever the count.
     const next = { type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 1 };
     expect(await aws.drain("workflowSteps")).toEqual([next, next]);
+  });
+});
+
+describe("a webhook's outputs the record does not take", () => {
+  it("say why in the action's outcome, and the enrollment moves on", async () => {
+    // Prepare
+    answers["/enrich-deleted"] = () => ({
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ tier: "gold" }),
+    });
+    const enrollment = await enrolled([
+      {
+        type: "webhook",
+        url: receiver.url("/enrich-deleted"),
+        method: "GET",
+        body: { type: "all" },
+        outputs: [{ path: "tier", property: "tier" }],
+      },
+      { type: "setProperty", property: "synced", value: "yes" },
+    ]);
+    await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+    await aws.drain("webhookLane");
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+    await aws.documents.send(
+      new DeleteCommand({
+        TableName: aws.resources.tables.records,
+        Key: { pk: `contacts#${enrollment.objectId}`, sk: RECORD_SORT_KEY },
+      }),
+    );
+
+    // Act
+    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+
+    // Assess
+    expect(
+      await tables.records.get({ objectType: "contacts", objectId: enrollment.objectId }),
+    ).toBeUndefined();
+    expect((await tables.deliveries.get(deliveryId))?.outputResults).toEqual([
+      { path: "tier", property: "tier", written: false, reason: "the record was deleted" },
+    ]);
+    expect((await tables.enrollments.get(enrollment.enrollmentId))?.currentIndex).toBe(1);
+    expect(await aws.drain("workflowSteps")).toEqual([
+      { type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 1 },
+    ]);
   });
 });
 

@@ -8,6 +8,7 @@ import {
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
 import type { Attempt, AttemptVerdict, Delivery } from "#domain/delivery";
 import { PayloadTooLargeError } from "#domain/errors";
+import type { OutputResult } from "#domain/webhook-outputs";
 
 const SK = "DELIVERY";
 /** Sorts right after the delivery, so one query reads both and no attempt. */
@@ -202,6 +203,19 @@ export class DeliveriesTable {
             ExpressionAttributeValues: values,
           }),
         ),
+    );
+  }
+
+  /** Replaces what the delivery says became of its outputs: the record did not take them. */
+  async replaceOutputResults(deliveryId: string, results: readonly OutputResult[]): Promise<void> {
+    await this.documents.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: { pk: deliveryId, sk: SK },
+        UpdateExpression: "SET outputResults = :results",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeValues: { ":results": results },
+      }),
     );
   }
 

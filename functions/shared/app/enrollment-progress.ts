@@ -1,3 +1,4 @@
+import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
@@ -5,7 +6,7 @@ import { type Delivery, deliveryIdFor } from "#domain/delivery";
 import { type Enrollment, type EnrollmentStatus, hasEnded } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import { applyPropertyChanges } from "#domain/record";
-import { outputChanges } from "#domain/webhook-outputs";
+import { notWritten, outputChanges } from "#domain/webhook-outputs";
 
 /** What moving an enrollment on did, for logs and metrics. */
 export type ProgressReport =
@@ -72,6 +73,8 @@ export async function failAction(
 /** What finishing a webhook action takes: the record receives the webhook's outputs. */
 export interface WebhookFinishDeps extends EnrollmentProgressDeps {
   readonly records: RecordsTable;
+  /** Told when the record did not take the outputs, so the action's outcome says so. */
+  readonly deliveries: Pick<DeliveriesTable, "replaceOutputResults">;
 }
 
 /**
@@ -110,7 +113,13 @@ export async function finishWebhookAction(
     return { kind: "skipped", reason: "delivery belongs to another action" };
   }
   if (delivery.status === "succeeded" && delivery.outputResults) {
-    await writeOutputs(deps, enrollment, outputChanges(delivery.outputResults));
+    const refused = await writeOutputs(deps, enrollment, outputChanges(delivery.outputResults));
+    if (refused !== undefined) {
+      await deps.deliveries.replaceOutputResults(
+        delivery.deliveryId,
+        notWritten(delivery.outputResults, refused),
+      );
+    }
   }
   return finishAction(deps, enrollment, index, {
     status: delivery.status,
@@ -120,18 +129,21 @@ export async function finishWebhookAction(
 
 /**
  * Writes the values a webhook's response gave into the record (source `WORKFLOW`, the workflow as
- * source id). A record already at its size bound, or that cannot store a value, takes none, and
- * one deleted meanwhile is not brought back by a webhook's answer: the workflow goes on either way.
+ * source id), and says why not when the record takes none: one at its size bound, or that cannot
+ * store a value, takes none, and one deleted meanwhile is not brought back by a webhook's answer.
+ * The workflow goes on either way.
  */
 async function writeOutputs(
   deps: WebhookFinishDeps,
   enrollment: Enrollment,
   changes: ReadonlyMap<string, string>,
-): Promise<void> {
-  if (changes.size === 0) return;
+): Promise<string | undefined> {
+  if (changes.size === 0) return undefined;
   const key = { objectType: enrollment.objectType, objectId: enrollment.objectId };
+  let deleted = false;
   try {
     await deps.records.update(key, (current) => {
+      deleted = !current;
       if (!current) return undefined;
       const { record, changed } = applyPropertyChanges(current, key, Object.fromEntries(changes), {
         sourceType: "WORKFLOW",
@@ -143,5 +155,7 @@ async function writeOutputs(
     });
   } catch (error) {
     if (!(error instanceof PayloadTooLargeError || error instanceof ValidationError)) throw error;
+    return `the record did not take it: ${error.message}`;
   }
+  return deleted ? "the record was deleted" : undefined;
 }

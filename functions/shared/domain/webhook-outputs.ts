@@ -90,3 +90,12 @@ export function outputChanges(results: readonly OutputResult[]): Map<string, str
   for (const result of results) if (result.written) changes.set(result.property, result.value);
   return changes;
 }
+
+/** The results with each output that was to be written marked as not written, and why. */
+export function notWritten(results: readonly OutputResult[], reason: string): OutputResult[] {
+  return results.map((result) =>
+    result.written
+      ? { path: result.path, property: result.property, written: false, reason }
+      : result,
+  );
+}
