@@ -19,9 +19,12 @@ const SK = "ENROLLMENT";
 const LOCK_SK = "ACTIVE";
 
 /**
- * Enrollments, plus one lock item per (workflow, record) while an enrollment is unfinished, so a
- * record is active in a workflow at most once. Every move of an enrollment is a conditional
- * write on its current action: a step processed twice moves it once.
+ * Enrollments, plus one lock item per (workflow, record) naming the record's latest enrollment
+ * in the workflow, so a record is active in a workflow at most once. An enrollment that ends
+ * keeps its lock: the record's next enrollment takes it over once it reads that the holder has
+ * ended, which saves a write on every enrollment that ends, and most records are enrolled in a
+ * workflow once. Every move of an enrollment is a conditional write on its current action: a
+ * step processed twice moves it once.
  */
 export class EnrollmentsTable {
   constructor(
@@ -32,9 +35,8 @@ export class EnrollmentsTable {
   /**
    * Stores a new enrollment; ConflictError when the record is already active in the workflow, or
    * when an enrollment with this id exists already (a caller that derives its ids relies on it).
-   * The lock goes first, then the enrollment: two plain writes, at half a transaction's cost. A
-   * lock left behind by an enrollment that was never stored, or that ended without releasing it,
-   * is taken over rather than blocking the record for good.
+   * The lock goes first, then the enrollment: two plain writes, at half a transaction's cost. The
+   * lock of an enrollment that ended, or that was never stored, is taken over.
    */
   async create(enrollment: Enrollment): Promise<void> {
     await this.takeLock(enrollment);
@@ -53,7 +55,7 @@ export class EnrollmentsTable {
       );
     } catch (error) {
       // An enrollment under this id exists: a caller that derives ids asked twice. The lock
-      // names that enrollment, so it is left as it is: released when it completes, or taken over.
+      // names that enrollment, so it is left as it is, to be taken over once that one ends.
       if (isConditionFailure(error)) {
         throw new ConflictError(`enrollment ${enrollment.enrollmentId} was started already`);
       }
@@ -214,15 +216,13 @@ export class EnrollmentsTable {
     await conditionally(`action ${index} of ${enrollment.enrollmentId} already finished`, () =>
       this.documents.send(new UpdateCommand(update)),
     );
-    // A consumer that stops before this leaves the lock to whoever sees the completed enrollment.
-    if (next === "completed") await this.releaseLock(enrollment);
     return next;
   }
 
   /**
    * Ends the enrollment at the action at `index`, which can never run: the action and the
-   * enrollment fail with `reason`, and the record's place in the workflow is released so it can be
-   * enrolled again. StaleStateError when the enrollment already moved on.
+   * enrollment fail with `reason`, and the record may be enrolled again (its next enrollment takes
+   * over the lock). StaleStateError when the enrollment already moved on.
    */
   async failAction(
     enrollment: Enrollment,
@@ -249,8 +249,6 @@ export class EnrollmentsTable {
         }),
       ),
     );
-    // A consumer that stops before this leaves the lock to whoever sees the failed enrollment.
-    await this.releaseLock(enrollment);
   }
 }
 

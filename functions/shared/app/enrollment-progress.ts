@@ -82,8 +82,7 @@ export interface WebhookFinishDeps extends EnrollmentProgressDeps {
  * action: the webhook lane does it as soon as it knows, with no hop through the workflow-steps
  * lane. The values a successful response gave for the action's outputs are written into the
  * record first, so the next action sees them. Safe to repeat: a finished action is not finished
- * again, outputs written again add no version, and an enrollment that ended has its lock
- * released again in case a consumer stopped between the two.
+ * again, outputs written again add no version, and an enrollment that ended is left alone.
  */
 export async function finishWebhookAction(
   deps: WebhookFinishDeps,
@@ -98,7 +97,6 @@ export async function finishWebhookAction(
   const enrollment = await deps.enrollments.get(delivery.enrollmentId);
   if (!enrollment) return { kind: "skipped", reason: "enrollment not found" };
   if (hasEnded(enrollment)) {
-    await deps.enrollments.releaseLock(enrollment);
     return { kind: "skipped", reason: `enrollment ${enrollment.status} already` };
   }
   const index = delivery.actionIndex;

@@ -4,7 +4,7 @@ import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues
 import type { RecordsTable } from "#adapters/records-table";
 import { failAction, finishAction, type ProgressReport } from "#app/enrollment-progress";
 import { attemptMessage, failedDelivery, newDelivery } from "#domain/delivery";
-import { type Enrollment, hasEnded } from "#domain/enrollment";
+import type { Enrollment } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import type { AdvanceMessage, ResumeMessage, WorkflowStepMessage } from "#domain/messages";
 import { webhookBody } from "#domain/payload";
@@ -200,8 +200,6 @@ export async function startWebhook(
 }
 
 async function resendCurrentStep(deps: WorkflowStepsDeps, enrollment: Enrollment): Promise<void> {
-  // A consumer may have stopped between ending the enrollment and releasing its lock.
-  if (hasEnded(enrollment)) return deps.enrollments.releaseLock(enrollment);
   const current = enrollment.actions[enrollment.currentIndex];
   if (current?.status !== "pending") return;
   if (deps.now() - enrollment.updatedAt < deps.stalledAfterMs) return;
