@@ -9,7 +9,16 @@ import { Monitoring } from "#infra/constructs/monitoring";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { StateTables } from "#infra/constructs/state-tables";
 import { LOG_LEVELS, type LogLevel, TeamFunction } from "#infra/constructs/team-function";
-import { API_TIME_LIMIT_SECONDS, apiRoutes, enrollmentStream, queues } from "#shared/contract";
+import {
+  API_TIME_LIMIT_SECONDS,
+  apiRoutes,
+  ENROLLMENTS_BY_WORKFLOW,
+  ENROLLMENTS_BY_WORKFLOW_RECORD,
+  enrollmentStream,
+  indexes,
+  queues,
+  WORKFLOWS_BY_TRIGGER_TYPE,
+} from "#shared/contract";
 
 /** Everything a deployment may choose, read from CDK context (cdk.json or `-c key=value`). */
 export interface StackSettings {
@@ -294,6 +303,11 @@ export class WorkflowWebhooksStack extends Stack {
       fn.sendsTo(this.webhookLane);
     }
     this.retries.allowScheduling(this.deliverFunction);
+    // Operators' lists: the API reads them through the indexes.
+    this.apiFunction.queriesIndex(deliveries, indexes.deliveriesByWorkflow);
+    this.apiFunction.queriesIndex(workflows, indexes.workflowsByCreation);
+    this.apiFunction.queriesIndex(enrollments, ENROLLMENTS_BY_WORKFLOW);
+    this.apiFunction.queriesIndex(enrollments, ENROLLMENTS_BY_WORKFLOW_RECORD);
 
     this.enrollFunction = new TeamFunction(this, "EnrollFunction", {
       entry: "functions/enroll/handler.ts",
@@ -316,6 +330,7 @@ export class WorkflowWebhooksStack extends Stack {
     this.enrollFunction.useTable(records, "read");
     this.enrollFunction.useTable(enrollments, "readWrite");
     this.enrollFunction.useTable(deliveries, "readWrite");
+    this.enrollFunction.queriesIndex(workflows, WORKFLOWS_BY_TRIGGER_TYPE);
     this.enrollFunction.sendsTo(this.workflowSteps);
     this.enrollFunction.sendsTo(this.webhookLane);
 

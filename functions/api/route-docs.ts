@@ -4,6 +4,8 @@
  * schemas; only what they cannot say is written here.
  */
 import * as z from "zod/mini";
+import { LIST_READ_BUDGET } from "#adapters/deliveries-table";
+import { deliveryListParameters, workflowListParameters } from "#domain/list-queries";
 import { enrollmentsQueryParameters } from "#domain/request-schemas";
 import type { RouteKey } from "#shared/contract";
 import type { RouteDoc } from "./openapi.ts";
@@ -37,6 +39,9 @@ const enrollmentsPageSchema = z.object({
 });
 
 const listSchema = z.object({ listId: z.string(), name: z.string(), size: z.number() });
+const nextTokenSchema = z
+  .nullable(z.string())
+  .check(z.meta({ description: "Pass as nextToken for the next page; null on the last page" }));
 
 /** The description of every route of `apiRoutes`, keyed by method and path. */
 export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
@@ -76,9 +81,14 @@ export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
   },
   "GET /workflows": {
     operationId: "listWorkflows",
-    summary: "List every workflow, oldest first",
+    summary: "List the workflows, oldest first, a page at a time",
     tag: "workflows",
-    success: { status: 200, description: "`{workflows: [...]}`, secrets shown as ***" },
+    success: {
+      status: 200,
+      description: "`{workflows: [...], nextToken}`, secrets shown as ***",
+      schema: z.object({ workflows: z.array(z.unknown()), nextToken: nextTokenSchema }),
+    },
+    query: workflowListParameters,
   },
   "POST /workflows": {
     operationId: "createWorkflow",
@@ -228,5 +238,17 @@ export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
     summary: "Remove a contact from a list",
     tag: "forms and lists",
     success: { status: 204, description: "Removed, or was no member" },
+  },
+  "GET /deliveries": {
+    operationId: "listDeliveries",
+    summary: "List a workflow's deliveries, newest first, a page at a time",
+    description: `Each delivery as GET /deliveries/{deliveryId} shows it, without its attempts. With a status, a page may hold fewer than limit deliveries (a request reads at most ${LIST_READ_BUDGET} of the workflow's deliveries) and still have a nextToken: follow it until it is null.`,
+    tag: "deliveries",
+    success: {
+      status: 200,
+      description: "`{deliveries: [...], nextToken}`",
+      schema: z.object({ deliveries: z.array(z.unknown()), nextToken: nextTokenSchema }),
+    },
+    query: deliveryListParameters,
   },
 };

@@ -1,7 +1,7 @@
 import type { APIGatewayProxyEvent } from "aws-lambda";
 import type { AppsDeps } from "#app/apps";
 import { readApp, registerApp, rotateAppSecret } from "#app/apps";
-import { type DeliveriesDeps, readDelivery, retryDelivery } from "#app/deliveries";
+import { type DeliveriesDeps, listDeliveries, readDelivery, retryDelivery } from "#app/deliveries";
 import { type EnrollDeps, type EnrollmentViewDeps, enroll, readEnrollment } from "#app/enrollments";
 import {
   addListMember,
@@ -22,6 +22,7 @@ import {
   replaceWorkflow,
   type WorkflowsDeps,
 } from "#app/workflows";
+import { parseDeliveryListQuery, parseWorkflowListQuery } from "#domain/list-queries";
 import {
   parseEnrollmentsQuery,
   parseId,
@@ -80,7 +81,8 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
         param(event, "objectId"),
       ),
     ),
-  "GET /workflows": async (deps) => ok(await listWorkflows(deps)),
+  "GET /workflows": async (deps, event) =>
+    ok(await listWorkflows(deps, parseWorkflowListQuery(event.queryStringParameters))),
   "POST /workflows": async (deps, event) =>
     ok(await createWorkflow(deps, body("workflow", event)), 201),
   "GET /workflows/{workflowId}": async (deps, event) =>
@@ -132,6 +134,8 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
     await removeListMember(deps, param(event, "listId"), param(event, "objectId"));
     return { statusCode: 204 };
   },
+  "GET /deliveries": async (deps, event) =>
+    ok(await listDeliveries(deps, parseDeliveryListQuery(event.queryStringParameters))),
 };
 
 /**

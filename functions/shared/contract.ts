@@ -68,17 +68,64 @@ export const ENROLLMENTS_BY_WORKFLOW_RECORD: IndexDefinition = {
   projection: "KEYS_ONLY",
 };
 
+/**
+ * The indexes of the operators' lists. Their keys are attributes the items already carry, so
+ * items written before an index existed are listed too, and other item types stay out of it.
+ */
+export const indexes = {
+  /** A workflow's deliveries by creation time (epoch ms), for `GET /deliveries`. */
+  deliveriesByWorkflow: {
+    name: "byWorkflow",
+    partitionKey: { name: "workflowId", type: "S" },
+    sortKey: { name: "createdAt", type: "N" },
+    // A delivery as a list shows it, and what a replay needs. Every change to one of these also
+    // writes the index, so it stays short.
+    projection: [
+      "deliveryId",
+      "enrollmentId",
+      "actionId",
+      "objectType",
+      "objectId",
+      "method",
+      "url",
+      "status",
+      "nextAttempt",
+      "nextAttemptAt",
+      "failureReason",
+    ],
+  },
+  /**
+   * Every workflow by creation time (ISO-8601), for `GET /workflows`: all workflow items share
+   * their sort key `WORKFLOW`, which makes it the index's partition key.
+   */
+  workflowsByCreation: {
+    name: "byCreation",
+    partitionKey: { name: "sk", type: "S" },
+    sortKey: { name: "createdAt", type: "S" },
+    projection: "ALL",
+  },
+} as const satisfies Record<string, IndexDefinition>;
+
 /** The five tables: apps, workflows, records, and the state of enrollments and deliveries. */
 export const tables = {
   apps: { name: "apps", envVar: "APPS_TABLE" },
-  workflows: { name: "workflows", envVar: "WORKFLOWS_TABLE", indexes: [WORKFLOWS_BY_TRIGGER_TYPE] },
+  workflows: {
+    name: "workflows",
+    envVar: "WORKFLOWS_TABLE",
+    indexes: [WORKFLOWS_BY_TRIGGER_TYPE, indexes.workflowsByCreation],
+  },
   records: { name: "records", envVar: "RECORDS_TABLE", stream: "NEW_AND_OLD_IMAGES" },
   enrollments: {
     name: "enrollments",
     envVar: "ENROLLMENTS_TABLE",
     indexes: [ENROLLMENTS_BY_WORKFLOW, ENROLLMENTS_BY_WORKFLOW_RECORD],
   },
-  deliveries: { name: "deliveries", envVar: "DELIVERIES_TABLE", ttlAttribute: "expiresAt" },
+  deliveries: {
+    name: "deliveries",
+    envVar: "DELIVERIES_TABLE",
+    ttlAttribute: "expiresAt",
+    indexes: [indexes.deliveriesByWorkflow],
+  },
 } as const satisfies Record<string, TableDefinition>;
 
 export type TableKey = keyof typeof tables;
@@ -251,6 +298,7 @@ export const apiRoutes = [
   { method: "GET", path: "/lists/{listId}" },
   { method: "PUT", path: "/lists/{listId}/members/{objectId}" },
   { method: "DELETE", path: "/lists/{listId}/members/{objectId}" },
+  { method: "GET", path: "/deliveries" },
 ] as const satisfies readonly ApiRoute[];
 
 type KeyOf<Route> = Route extends {

@@ -6,7 +6,9 @@ import {
   StreamViewType,
   Table,
   TableEncryption,
+  TableGrants,
 } from "aws-cdk-lib/aws-dynamodb";
+import { Grant, type IGrantable } from "aws-cdk-lib/aws-iam";
 import { Construct } from "constructs";
 import {
   type IndexDefinition,
@@ -26,6 +28,10 @@ export interface StateTableProps {
  * One table of the system's state, built from its definition: on-demand, point-in-time recovery,
  * encrypted with the AWS managed key, `pk`/`sk` string keys, TTL where the definition names an
  * expiry attribute, and the definition's global secondary indexes and change stream.
+ *
+ * Its data grants cover the table's items only, not its indexes as CDK's grants do (with an
+ * `index/*` wildcard): a function that lists through an index is granted that index by name
+ * ({@link StateTable.grantQueryIndex}), and the others cannot read it.
  */
 export class StateTable extends Table {
   readonly definition: TableDefinition;
@@ -51,6 +57,25 @@ export class StateTable extends Table {
     for (const index of props.definition.indexes ?? []) {
       this.addGlobalSecondaryIndex(indexProps(index));
     }
+  }
+
+  /** Grants on the table's items alone: no index of it. */
+  override get grants(): TableGrants {
+    return TableGrants.fromTable(this, undefined, false);
+  }
+
+  /** Lets `grantee` query the index named in `index`, and no other. */
+  grantQueryIndex(grantee: IGrantable, index: IndexDefinition): Grant {
+    if (!this.definition.indexes?.some((declared) => declared.name === index.name)) {
+      throw new Error(
+        `${this.node.path}: the ${this.definition.name} table has no index ${index.name}`,
+      );
+    }
+    return Grant.addToPrincipal({
+      grantee,
+      actions: ["dynamodb:Query"],
+      resourceArns: [`${this.tableArn}/index/${index.name}`],
+    });
   }
 }
 

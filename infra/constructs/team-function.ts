@@ -8,7 +8,7 @@ import type { Construct, IConstruct } from "constructs";
 import type { Lane } from "#infra/constructs/lanes";
 import type { StateTable } from "#infra/constructs/state-tables";
 import { aliasArguments, functionBundling, PROJECT_ROOT } from "#infra/function-bundling";
-import { metrics } from "#shared/contract";
+import { type IndexDefinition, metrics } from "#shared/contract";
 
 /** Log levels Powertools Logger accepts through `POWERTOOLS_LOG_LEVEL`. */
 export const LOG_LEVELS = ["DEBUG", "INFO", "WARN", "ERROR"] as const;
@@ -57,6 +57,7 @@ export class TeamFunction extends NodejsFunction {
   readonly reservedConcurrency: number | undefined;
   /** The role the function runs with; it starts with nothing but writing to its own log group. */
   readonly executionRole: Role;
+  private readonly tablesUsed = new Set<StateTable>();
 
   /** The role's policy, where grants land and where findings about them are acknowledged. */
   get rolePolicy(): IConstruct {
@@ -150,13 +151,20 @@ export class TeamFunction extends NodejsFunction {
       table.grantReadWriteData(this);
     }
     this.addEnvironment(table.definition.envVar, table.tableName);
-    if (table.definition.indexes?.length) {
-      const tableId = Stack.of(table).getLogicalId(table.node.defaultChild as CfnElement);
-      Validations.of(this.rolePolicy).acknowledge({
-        id: `AwsSolutions-IAM5[Resource::<${tableId}.Arn>/index/*]`,
-        reason: `Queries go through the ${table.definition.name} table's indexes, named in the contract; the wildcard covers only that table's indexes.`,
-      });
+    this.tablesUsed.add(table);
+  }
+
+  /**
+   * Lets the function query one index of a table it uses; the index's name comes from the
+   * contract, so there is no variable to set.
+   */
+  queriesIndex(table: StateTable, index: IndexDefinition): void {
+    if (!this.tablesUsed.has(table)) {
+      throw new Error(
+        `${this.node.id}: grant the ${table.definition.name} table with useTable before its index ${index.name}`,
+      );
     }
+    table.grantQueryIndex(this, index);
   }
 
   /** Lets the function send messages to `lane` and tells it the queue URL. */

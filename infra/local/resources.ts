@@ -56,7 +56,10 @@ export interface ResourceOptions {
   readonly visibilityTimeoutSeconds?: number;
 }
 
-/** Creates every table and queue of the definitions, each queue with its dead-letter queue. */
+/**
+ * Creates every table (with its indexes) and queue of the definitions, each queue with its
+ * dead-letter queue.
+ */
 export async function createResources(
   clients: { readonly dynamodb: DynamoDBClient; readonly sqs: SQSClient },
   options: ResourceOptions = {},

@@ -2,7 +2,16 @@ import type { CfnElement } from "aws-cdk-lib";
 import type { IConstruct } from "constructs";
 import { describe, expect, it } from "vitest";
 import type { TeamFunction } from "#infra/constructs/team-function";
-import { queues, retryScheduler, type TableKey, tables } from "#shared/contract";
+import {
+  ENROLLMENTS_BY_WORKFLOW,
+  ENROLLMENTS_BY_WORKFLOW_RECORD,
+  indexes,
+  queues,
+  retryScheduler,
+  type TableKey,
+  tables,
+  WORKFLOWS_BY_TRIGGER_TYPE,
+} from "#shared/contract";
 import { synthesizeDefault } from "#test/synth";
 
 interface Statement {
@@ -55,11 +64,23 @@ function actionsOf(statement: Statement): string[] {
   return Array.isArray(statement.Action) ? statement.Action : [statement.Action];
 }
 
-/** The actions `role` is allowed on the resource with the given logical id (any ARN form). */
-function actionsOn(role: IConstruct, resource: IConstruct): string[] {
+function resourcesOf(statement: Statement): unknown[] {
+  return Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource];
+}
+
+/**
+ * The actions `role` is allowed on the resource with the given logical id (any ARN form); for a
+ * table, on its items, or with `index`, on that index of it.
+ */
+function actionsOn(role: IConstruct, resource: IConstruct, index?: string): string[] {
   const id = logicalId(resource);
+  const names = (arn: unknown) => {
+    const text = JSON.stringify(arn);
+    if (!text.includes(`"${id}"`)) return false;
+    return index === undefined ? !text.includes("/index/") : text.includes(`"/index/${index}"`);
+  };
   return statementsOf(role)
-    .filter((statement) => JSON.stringify(statement.Resource).includes(`"${id}"`))
+    .filter((statement) => resourcesOf(statement).some(names))
     .flatMap(actionsOf)
     .sort();
 }
@@ -131,6 +152,41 @@ describe("table access", () => {
       }
     });
   }
+
+  it("lets the api function query the indexes it lists through, by name, and no one else any", () => {
+    // Prepare
+    const { deliveries, workflows, enrollments } = stack.state.tables;
+    const byWorkflow = indexes.deliveriesByWorkflow.name;
+    const byCreation = indexes.workflowsByCreation.name;
+    const enrollmentsByWorkflow = ENROLLMENTS_BY_WORKFLOW.name;
+    const enrollmentsByRecord = ENROLLMENTS_BY_WORKFLOW_RECORD.name;
+    const byTrigger = WORKFLOWS_BY_TRIGGER_TYPE.name;
+    const expected = [
+      [stack.apiFunction, deliveries, byWorkflow, ["dynamodb:Query"]],
+      [stack.apiFunction, workflows, byCreation, ["dynamodb:Query"]],
+      [stack.apiFunction, enrollments, enrollmentsByWorkflow, ["dynamodb:Query"]],
+      [stack.apiFunction, enrollments, enrollmentsByRecord, ["dynamodb:Query"]],
+      [stack.apiFunction, workflows, byTrigger, []],
+      [stack.enrollFunction, workflows, byTrigger, ["dynamodb:Query"]],
+      [stack.enrollFunction, workflows, byCreation, []],
+      [stack.enrollFunction, enrollments, enrollmentsByWorkflow, []],
+      [stack.engineFunction, deliveries, byWorkflow, []],
+      [stack.engineFunction, workflows, byCreation, []],
+      [stack.deliverFunction, deliveries, byWorkflow, []],
+      [stack.deliverFunction, workflows, byCreation, []],
+      [stack.deliverFunction, enrollments, enrollmentsByWorkflow, []],
+    ] as const;
+    const policies = JSON.stringify(template.findResources("AWS::IAM::Policy"));
+
+    for (const [fn, table, index, actions] of expected) {
+      // Act
+      const granted = actionsOn(fn.executionRole, table, index);
+
+      // Assess
+      expect(granted, `${fn.serviceName} on ${index}`).toEqual(actions);
+    }
+    expect(policies).not.toContain("/index/*");
+  });
 
   it("keeps the deliver function from workflows, and from writing apps", () => {
     // Prepare

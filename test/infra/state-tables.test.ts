@@ -1,8 +1,12 @@
+import { Duration } from "aws-cdk-lib";
+import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
-import { tables } from "#shared/contract";
-import { synthesize, synthesizeDefault } from "#test/synth";
+import { StateTable } from "#infra/constructs/state-tables";
+import { TeamFunction } from "#infra/constructs/team-function";
+import { indexes, tables } from "#shared/contract";
+import { scratchStack, synthesize, synthesizeDefault } from "#test/synth";
 
-const { template } = synthesizeDefault();
+const { stack, template } = synthesizeDefault();
 
 describe("the state tables", () => {
   it("are one per definition, on demand, with point-in-time recovery and KMS encryption", () => {
@@ -54,5 +58,62 @@ describe("the state tables", () => {
       expect(table.Properties.DeletionProtectionEnabled).toBe(false);
       expect(table.DeletionPolicy).toBe("Delete");
     }
+  });
+
+  it("have the indexes their definitions declare, each projecting only what its lists show", () => {
+    for (const table of Object.values(stack.state.tables)) {
+      // Act
+      const resource =
+        template.findResources("AWS::DynamoDB::Table")[
+          stack.getLogicalId(table.node.defaultChild as never)
+        ];
+      const declared = table.definition.indexes ?? [];
+
+      // Assess
+      expect(resource?.Properties.GlobalSecondaryIndexes ?? []).toEqual(
+        declared.map((index) => ({
+          IndexName: index.name,
+          KeySchema: [
+            { AttributeName: index.partitionKey.name, KeyType: "HASH" },
+            ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: "RANGE" }] : []),
+          ],
+          Projection:
+            index.projection === "ALL" || index.projection === "KEYS_ONLY"
+              ? { ProjectionType: index.projection }
+              : { ProjectionType: "INCLUDE", NonKeyAttributes: [...index.projection] },
+        })),
+      );
+    }
+    expect(tables.deliveries.indexes).toEqual([indexes.deliveriesByWorkflow]);
+    expect(tables.workflows.indexes).toEqual([indexes.workflowsByCreation]);
+  });
+
+  it("refuse to grant an index a table does not have, or to a function not told of the table", () => {
+    // Prepare
+    const scope = scratchStack();
+    const apps = new StateTable(scope, "Apps", {
+      definition: tables.apps,
+      deletionProtection: false,
+    });
+    const deliveries = new StateTable(scope, "Deliveries", {
+      definition: tables.deliveries,
+      deletionProtection: false,
+    });
+    const fn = new TeamFunction(scope, "Fn", {
+      entry: "functions/api/handler.ts",
+      serviceName: "api",
+      description: "test",
+      timeout: Duration.seconds(3),
+      logRetention: RetentionDays.ONE_DAY,
+      logLevel: "INFO",
+    });
+
+    // Act
+    const onApps = () => apps.grantQueryIndex(fn, indexes.deliveriesByWorkflow);
+    const untold = () => fn.queriesIndex(deliveries, indexes.deliveriesByWorkflow);
+
+    // Assess
+    expect(onApps).toThrow(/has no index byWorkflow/);
+    expect(untold).toThrow(/useTable/);
   });
 });

@@ -4,6 +4,8 @@ import {
   answeredAttempt,
   type Delivery,
   deliveryIdFor,
+  deliveryListView,
+  deliveryView,
   failedDelivery,
   judgeAttempt,
   newDelivery,
@@ -230,5 +232,21 @@ describe("building deliveries and attempts", () => {
       durationMs: 3_000,
       responseBody: null,
     });
+  });
+});
+
+describe("what the API shows of a delivery", () => {
+  it("lists a delivery as it shows it alone, without its attempts", () => {
+    // Prepare
+    const shown = deliveryView(delivery, [attempt(503)]);
+
+    // Act
+    const listed = deliveryListView(delivery);
+
+    // Assess
+    const { attempts, ...rest } = shown;
+    expect(attempts).toHaveLength(1);
+    expect(listed).toEqual(rest);
+    expect(listed).not.toHaveProperty("attempts");
   });
 });

@@ -6,9 +6,12 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
-import type { Attempt, AttemptVerdict, Delivery } from "#domain/delivery";
+import { decodePageToken, encodePageToken, hasExactly, type PageKey } from "#adapters/page-tokens";
+import type { Attempt, AttemptVerdict, Delivery, DeliverySummary } from "#domain/delivery";
 import { PayloadTooLargeError } from "#domain/errors";
+import type { DeliveryListQuery } from "#domain/list-queries";
 import type { OutputResult } from "#domain/webhook-outputs";
+import { indexes } from "#shared/contract";
 
 const SK = "DELIVERY";
 /** Sorts right after the delivery, so one query reads both and no attempt. */
@@ -18,6 +21,24 @@ const ATTEMPT_PREFIX = "ATTEMPT#";
 const ATTEMPT_LOG_RETENTION_DAYS = 30;
 /** The compressed body must leave room in the 400 KB item for the rest of the delivery. */
 const MAX_STORED_BODY_BYTES = 300_000;
+const BY_WORKFLOW = indexes.deliveriesByWorkflow;
+/**
+ * Deliveries one `GET /deliveries` request reads at most. A status filter drops deliveries after
+ * they are read, so a page of a rare status among many would otherwise read on and on; at this
+ * bound a request reads about 60 read units and answers well within a second, a shorter page
+ * with a `nextToken` telling the client to go on.
+ */
+export const LIST_READ_BUDGET = 1_000;
+/** Entries read per query when a filter drops some: a few queries fill most pages. */
+const FILTERED_QUERY_LIMIT = 250;
+/** What delivery ids look like (`deliveryIdFor`); a page token naming anything else is forged. */
+const DELIVERY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A page of a workflow's deliveries, newest first. */
+export interface DeliveryPage {
+  readonly deliveries: DeliverySummary[];
+  readonly nextToken: string | null;
+}
 
 /**
  * Deliveries and their attempt logs, under the delivery id: the delivery's state (`DELIVERY`),
@@ -249,6 +270,102 @@ export class DeliveriesTable {
     );
     return attempt;
   }
+
+  /**
+   * One page of a workflow's deliveries from the index, newest first, filtered by creation time
+   * and status. With a status, pages are read on until the page is full, the index is exhausted
+   * or `LIST_READ_BUDGET` entries were read: a page may then be short and still have a next one.
+   */
+  async listByWorkflow(query: DeliveryListQuery): Promise<DeliveryPage> {
+    const window = {
+      workflowId: query.workflowId,
+      since: query.since ?? 0,
+      until: query.until ?? Number.MAX_SAFE_INTEGER,
+    };
+    const { items, next } = await this.readIndex({
+      ...window,
+      ...(query.status === undefined
+        ? {}
+        : {
+            filter: {
+              expression: "#status = :status",
+              names: { "#status": "status" },
+              values: { ":status": query.status },
+            },
+          }),
+      want: query.limit,
+      budget: LIST_READ_BUDGET,
+      startKey:
+        query.nextToken === undefined
+          ? undefined
+          : decodePageToken(query.nextToken, (key) => indexKeyWithin(key, window)),
+    });
+    return { deliveries: items.map(toSummary), nextToken: encodePageToken(next) };
+  }
+
+  /**
+   * Reads the workflow's index entries created within [since, until], newest first, from
+   * `startKey`, until `want` items passed the filter or `budget` entries were read; `next` is
+   * where a following read starts, undefined when the index is exhausted.
+   */
+  private async readIndex(input: {
+    readonly workflowId: string;
+    readonly since: number;
+    readonly until: number;
+    readonly filter?: {
+      readonly expression: string;
+      readonly names: Record<string, string>;
+      readonly values: Record<string, unknown>;
+    };
+    readonly want: number;
+    readonly budget: number;
+    readonly startKey: PageKey | undefined;
+  }): Promise<{ items: Record<string, unknown>[]; next: PageKey | undefined }> {
+    const items: Record<string, unknown>[] = [];
+    let startKey = input.startKey;
+    let read = 0;
+    do {
+      const page = await this.documents.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: BY_WORKFLOW.name,
+          KeyConditionExpression:
+            "workflowId = :workflowId AND createdAt BETWEEN :since AND :until",
+          ...(input.filter === undefined
+            ? {}
+            : {
+                FilterExpression: input.filter.expression,
+                ExpressionAttributeNames: input.filter.names,
+              }),
+          ExpressionAttributeValues: {
+            ":workflowId": input.workflowId,
+            ":since": input.since,
+            ":until": input.until,
+            ...input.filter?.values,
+          },
+          ScanIndexForward: false,
+          // Unfiltered, every entry read is kept: read no more than the page needs.
+          Limit:
+            input.filter === undefined
+              ? input.want - items.length
+              : Math.min(FILTERED_QUERY_LIMIT, input.budget - read),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      read += page.ScannedCount ?? 0;
+      const found = page.Items ?? [];
+      for (const [index, item] of found.entries()) {
+        items.push(item);
+        if (items.length === input.want) {
+          // A filtered read may find more than the page takes: it then stops after this one.
+          const last = index === found.length - 1;
+          return { items, next: last ? page.LastEvaluatedKey : indexKeyOf(item) };
+        }
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && read < input.budget);
+    return { items, next: startKey };
+  }
 }
 
 function attemptKey(number: number): string {
@@ -268,4 +385,40 @@ function toDelivery(items: readonly Record<string, unknown>[]): Delivery | undef
 function toAttempt(item: Record<string, unknown>): Attempt {
   const { pk: _pk, sk: _sk, expiresAt: _expiresAt, ...attempt } = item;
   return attempt as unknown as Attempt;
+}
+
+/** The state of a delivery as a list shows it, from its index entry. */
+function toSummary(item: Record<string, unknown>): DeliverySummary {
+  const { pk: _pk, sk: _sk, ...summary } = item;
+  return summary as unknown as DeliverySummary;
+}
+
+/** The key of an index entry, where a read that stops after it starts again. */
+function indexKeyOf(item: Record<string, unknown>): PageKey {
+  const { partitionKey, sortKey } = BY_WORKFLOW;
+  return {
+    [partitionKey.name]: item[partitionKey.name],
+    [sortKey.name]: item[sortKey.name],
+    pk: item.pk,
+    sk: item.sk,
+  };
+}
+
+/** The key, if it is one the index could stop at within the window: anything else is forged. */
+function indexKeyWithin(
+  key: Readonly<Record<string, unknown>>,
+  window: { readonly workflowId: string; readonly since: number; readonly until: number },
+): PageKey | undefined {
+  const { createdAt } = key;
+  const fits =
+    hasExactly(key, [BY_WORKFLOW.partitionKey.name, BY_WORKFLOW.sortKey.name, "pk", "sk"]) &&
+    key.workflowId === window.workflowId &&
+    key.sk === SK &&
+    typeof key.pk === "string" &&
+    DELIVERY_ID.test(key.pk) &&
+    typeof createdAt === "number" &&
+    Number.isSafeInteger(createdAt) &&
+    createdAt >= window.since &&
+    createdAt <= window.until;
+  return fits ? { ...key } : undefined;
 }

@@ -4,12 +4,13 @@ import {
   GetCommand,
   PutCommand,
   QueryCommand,
-  ScanCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally } from "#adapters/dynamo-errors";
+import { decodePageToken, encodePageToken, hasExactly } from "#adapters/page-tokens";
 import type { EnrollmentTriggers } from "#domain/enrollment-triggers";
+import type { WorkflowListQuery } from "#domain/list-queries";
 import type { ObjectType, Workflow } from "#domain/workflow";
-import { WORKFLOWS_BY_TRIGGER_TYPE } from "#shared/contract";
+import { indexes, WORKFLOWS_BY_TRIGGER_TYPE } from "#shared/contract";
 
 /** What the trigger index keeps of a workflow: enough to judge a change against it. */
 export type TriggeredWorkflow = Pick<Workflow, "id" | "objectType" | "createdAt" | "updatedAt"> & {
@@ -17,6 +18,17 @@ export type TriggeredWorkflow = Pick<Workflow, "id" | "objectType" | "createdAt"
 };
 
 const SK = "WORKFLOW";
+const BY_CREATION = indexes.workflowsByCreation;
+/** An ISO-8601 UTC time as `Date.toISOString` writes it, which is how workflows keep theirs. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** Longer than any id the server assigns; a page token naming a longer one is forged. */
+const MAX_ID_LENGTH = 100;
+
+/** A page of workflows, oldest first. */
+export interface WorkflowPage {
+  readonly workflows: Workflow[];
+  readonly nextToken: string | null;
+}
 
 /** Workflow definitions, keyed by id. */
 export class WorkflowsTable {
@@ -57,18 +69,29 @@ export class WorkflowsTable {
     return Item ? toWorkflow(Item) : undefined;
   }
 
-  /** Every workflow, oldest first. */
-  async list(): Promise<Workflow[]> {
-    const workflows: Workflow[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.documents.send(
-        new ScanCommand({ TableName: this.tableName, ExclusiveStartKey: startKey }),
-      );
-      for (const item of page.Items ?? []) workflows.push(toWorkflow(item));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return workflows.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  /**
+   * One page of workflows, oldest first, from the index of creation times: one query, so a page
+   * holds at most `limit` workflows and at most the 1 MB DynamoDB reads at once (fewer, with a
+   * `nextToken`, when workflows are large).
+   */
+  async page(query: WorkflowListQuery): Promise<WorkflowPage> {
+    const page = await this.documents.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: BY_CREATION.name,
+        KeyConditionExpression: "#partition = :workflow",
+        ExpressionAttributeNames: { "#partition": BY_CREATION.partitionKey.name },
+        ExpressionAttributeValues: { ":workflow": SK },
+        ScanIndexForward: true,
+        Limit: query.limit,
+        ExclusiveStartKey:
+          query.nextToken === undefined ? undefined : decodePageToken(query.nextToken, pageKey),
+      }),
+    );
+    return {
+      workflows: (page.Items ?? []).map(toWorkflow),
+      nextToken: encodePageToken(page.LastEvaluatedKey),
+    };
   }
 
   /** Every workflow with enrollment triggers over `objectType`, from the trigger index. */
@@ -126,4 +149,17 @@ function toItem(workflow: Workflow): Record<string, unknown> {
 function toWorkflow(item: Record<string, unknown>): Workflow {
   const { pk: _pk, sk: _sk, triggerObjectType: _triggerObjectType, ...workflow } = item;
   return workflow as unknown as Workflow;
+}
+
+/** The key, if it is one the index of creation times could stop at: anything else is forged. */
+function pageKey(key: Readonly<Record<string, unknown>>): Record<string, unknown> | undefined {
+  const fits =
+    hasExactly(key, ["pk", "sk", BY_CREATION.sortKey.name]) &&
+    key.sk === SK &&
+    typeof key.pk === "string" &&
+    key.pk.length > 0 &&
+    key.pk.length <= MAX_ID_LENGTH &&
+    typeof key.createdAt === "string" &&
+    ISO_TIME.test(key.createdAt);
+  return fits ? { ...key } : undefined;
 }

@@ -1,7 +1,8 @@
 import type { DeliveriesTable } from "#adapters/deliveries-table";
 import type { WebhookLaneQueue } from "#adapters/lane-queues";
-import { attemptMessage, deliveryView } from "#domain/delivery";
+import { attemptMessage, deliveryListView, deliveryView } from "#domain/delivery";
 import { ConflictError, NotFoundError, StaleStateError } from "#domain/errors";
+import type { DeliveryListQuery } from "#domain/list-queries";
 
 export interface DeliveriesDeps {
   readonly deliveries: DeliveriesTable;
@@ -44,4 +45,13 @@ export async function retryDelivery(deps: DeliveriesDeps, deliveryId: string) {
   }
   await deps.webhookLane.send(attemptMessage(delivery, attempt));
   return readDelivery(deps, deliveryId);
+}
+
+/** A page of a workflow's deliveries, newest first, each without its attempts. */
+export async function listDeliveries(
+  deps: Pick<DeliveriesDeps, "deliveries">,
+  query: DeliveryListQuery,
+) {
+  const page = await deps.deliveries.listByWorkflow(query);
+  return { deliveries: page.deliveries.map(deliveryListView), nextToken: page.nextToken };
 }

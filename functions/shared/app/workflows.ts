@@ -7,6 +7,7 @@ import {
   StaleStateError,
   ValidationError,
 } from "#domain/errors";
+import type { WorkflowListQuery } from "#domain/list-queries";
 import { classifyAddress, isIpLiteral, parseTargetUrl, unbracket } from "#domain/target-url";
 import {
   assignActionIds,
@@ -101,8 +102,13 @@ export async function readWorkflow(deps: Pick<WorkflowsDeps, "workflows">, id: s
   return redactWorkflow(workflow);
 }
 
-export async function listWorkflows(deps: Pick<WorkflowsDeps, "workflows">) {
-  return { workflows: (await deps.workflows.list()).map(redactWorkflow) };
+/** A page of workflows, oldest first; `nextToken` is null on the last page. */
+export async function listWorkflows(
+  deps: Pick<WorkflowsDeps, "workflows">,
+  query: WorkflowListQuery,
+) {
+  const page = await deps.workflows.page(query);
+  return { workflows: page.workflows.map(redactWorkflow), nextToken: page.nextToken };
 }
 
 /** Deletes a workflow; enrollments already running finish their copy of it. */

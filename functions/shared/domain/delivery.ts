@@ -233,8 +233,26 @@ function attemptView(attempt: Attempt) {
   };
 }
 
+/** What a delivery's views are made of; a list reads no more than this from its index. */
+export type DeliverySummary = Pick<
+  Delivery,
+  | "deliveryId"
+  | "enrollmentId"
+  | "workflowId"
+  | "actionId"
+  | "objectType"
+  | "objectId"
+  | "method"
+  | "url"
+  | "status"
+  | "nextAttempt"
+  | "nextAttemptAt"
+  | "failureReason"
+  | "createdAt"
+>;
+
 /** What the API shows of a delivery: never its authentication secrets, nor its body. */
-export function deliveryView(delivery: Delivery, attempts: readonly Attempt[]) {
+export function deliveryView(delivery: DeliverySummary, attempts: readonly Attempt[]) {
   return {
     deliveryId: delivery.deliveryId,
     enrollmentId: delivery.enrollmentId,
@@ -250,4 +268,10 @@ export function deliveryView(delivery: Delivery, attempts: readonly Attempt[]) {
     failureReason: delivery.failureReason,
     createdAt: new Date(delivery.createdAt).toISOString(),
   };
+}
+
+/** A delivery as `GET /deliveries` lists it: as `GET /deliveries/{id}` shows it, without attempts. */
+export function deliveryListView(delivery: DeliverySummary) {
+  const { attempts: _attempts, ...view } = deliveryView(delivery, []);
+  return view;
 }

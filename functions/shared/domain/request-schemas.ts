@@ -67,7 +67,8 @@ const nameSchema = z
   .string()
   .check(z.minLength(1), z.maxLength(MAX_NAME_LENGTH), z.regex(/\S/, "must not be blank"));
 
-const idSchema = z
+/** An id in a path, a body or a query: what every id the server assigns looks like. */
+export const idSchema = z
   .string()
   .check(
     z.minLength(1),
@@ -336,6 +337,12 @@ const setPropertyActionSchema = z.strictObject({
 const delayActionSchema = z.strictObject({
   type: z.literal("delay"),
   seconds: z.int().check(z.gte(1), z.lte(MAX_DELAY_SECONDS)),
+});
+
+/** A point in time as the API takes it: ISO-8601, with its zone (`Z` or an offset). */
+export const isoDateTimeSchema = z.iso.datetime({
+  offset: true,
+  error: "must be an ISO-8601 date and time with a zone, such as 2024-05-01T00:00:00Z",
 });
 
 const workflowActionSchema = z.discriminatedUnion("type", [

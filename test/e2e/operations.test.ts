@@ -1,0 +1,142 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "#test/eventually";
+import { type LocalSystem, startLocalSystem } from "#test/local-system";
+
+const TIME_SCALE = 0.05;
+
+let system: LocalSystem;
+let call: LocalSystem["call"];
+let receiver: LocalSystem["receiver"];
+let answers: LocalSystem["answers"];
+
+beforeAll(async () => {
+  system = await startLocalSystem({ timeScale: TIME_SCALE });
+  ({ call, receiver, answers } = system);
+});
+
+afterAll(async () => {
+  await system?.stop();
+});
+
+let contacts = 0;
+async function contact(): Promise<string> {
+  contacts += 1;
+  const id = `ops-${Date.now()}-${contacts}`;
+  await call("PUT", `/objects/contacts/${id}`, { properties: { email: `${id}@example.com` } });
+  return id;
+}
+
+/** A workflow: a webhook to `path` on the receiver, then a setProperty that shows it went on. */
+async function webhookWorkflow(path: string): Promise<string> {
+  const created = await call("POST", "/workflows", {
+    name: `ops ${path}`,
+    objectType: "contacts",
+    actions: [
+      { type: "webhook", url: receiver.url(path) },
+      { type: "setProperty", property: "went_on", value: "yes" },
+    ],
+  });
+  expect(created.status).toBe(201);
+  return created.body.id;
+}
+
+async function enroll(workflowId: string, objectId: string): Promise<string> {
+  const enrolled = await call("POST", `/workflows/${workflowId}/enrollments`, { objectId });
+  expect(enrolled.status).toBe(202);
+  return enrolled.body.enrollmentId;
+}
+
+describe("listing a workflow's deliveries through the API", () => {
+  it("finds the failed ones, newest first, a page at a time, and refuses a bad query with a 400 naming it", async () => {
+    // Prepare: three deliveries fail for good (410), one succeeds
+    answers.set("/list-gone", (_previous, request) =>
+      request.body.includes("keep-me") ? { status: 200 } : { status: 410 },
+    );
+    const workflowId = await webhookWorkflow("/list-gone");
+    const failing = [await contact(), await contact(), await contact()];
+    const enrollments = [];
+    for (const objectId of failing) enrollments.push(await enroll(workflowId, objectId));
+    const kept = `keep-me-${Date.now()}`;
+    await call("PUT", `/objects/contacts/${kept}`, { properties: { email: "k@example.com" } });
+    await enroll(workflowId, kept);
+    await eventually("every delivery to end", async () => {
+      const { body } = await call("GET", `/deliveries?workflowId=${workflowId}&limit=100`);
+      expect(body.deliveries).toHaveLength(4);
+      expect(
+        body.deliveries.every((d: { status: string }) =>
+          ["failed", "succeeded"].includes(d.status),
+        ),
+      ).toBe(true);
+    });
+
+    // Act
+    const first = await call("GET", `/deliveries?workflowId=${workflowId}&status=failed&limit=2`);
+    const second = await call(
+      "GET",
+      `/deliveries?workflowId=${workflowId}&status=failed&limit=2&nextToken=${first.body.nextToken}`,
+    );
+    const future = await call(
+      "GET",
+      `/deliveries?workflowId=${workflowId}&since=${encodeURIComponent(new Date(Date.now() + 60_000).toISOString())}`,
+    );
+    const refused = await Promise.all(
+      [
+        "/deliveries",
+        `/deliveries?workflowId=${workflowId}&status=lost`,
+        `/deliveries?workflowId=${workflowId}&limit=500`,
+        `/deliveries?workflowId=${workflowId}&since=yesterday`,
+        `/deliveries?workflowId=${workflowId}&nextToken=${Buffer.from('{"pk":"x"}').toString("base64url")}`,
+        `/deliveries?workflowId=other&nextToken=${first.body.nextToken}`,
+      ].map((path) => call("GET", path)),
+    );
+
+    // Assess
+    const listed = [...first.body.deliveries, ...second.body.deliveries];
+    expect(listed.map((d: { enrollmentId: string }) => d.enrollmentId)).toEqual(
+      [...enrollments].reverse(),
+    );
+    expect(listed[0]).toMatchObject({ workflowId, status: "failed", nextAttemptAt: null });
+    expect(listed[0].failureReason).toMatch(/410/);
+    expect(listed[0]).not.toHaveProperty("attempts");
+    expect(second.body.nextToken).toBeNull();
+    expect(future.body).toEqual({ deliveries: [], nextToken: null });
+    expect(refused.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400]);
+    expect(refused.map((r) => r.body.error.message.split(":")[0])).toEqual([
+      "workflowId",
+      "status",
+      "limit",
+      "since",
+      "nextToken",
+      "nextToken",
+    ]);
+  });
+});
+
+describe("listing workflows through the API", () => {
+  it("pages them oldest first, and still answers a client that ignores paging with every one", async () => {
+    // Prepare
+    for (let i = 0; i < 3; i++) await webhookWorkflow(`/paged-${i}`);
+
+    // Act
+    const everything = await call("GET", "/workflows");
+    const pages = [];
+    let nextToken: string | null = null;
+    do {
+      const page: { body: { workflows: Array<{ id: string }>; nextToken: string | null } } =
+        await call("GET", `/workflows?limit=2${nextToken ? `&nextToken=${nextToken}` : ""}`);
+      pages.push(page.body);
+      nextToken = page.body.nextToken;
+    } while (nextToken !== null);
+    const refused = await call("GET", "/workflows?limit=0");
+
+    // Assess
+    expect(everything.body.nextToken).toBeNull();
+    expect(pages.flatMap((page) => page.workflows.map((w) => w.id))).toEqual(
+      everything.body.workflows.map((w: { id: string }) => w.id),
+    );
+    expect(pages.slice(0, -1).every((page) => page.workflows.length === 2)).toBe(true);
+    const created = everything.body.workflows.map((w: { createdAt: string }) => w.createdAt);
+    expect(created).toEqual([...created].sort());
+    expect(refused.status).toBe(400);
+  });
+});

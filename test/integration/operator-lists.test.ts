@@ -1,0 +1,268 @@
+import { randomUUID } from "node:crypto";
+import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeliveriesTable, LIST_READ_BUDGET } from "#adapters/deliveries-table";
+import { encodePageToken } from "#adapters/page-tokens";
+import { WorkflowsTable } from "#adapters/workflows-table";
+import { listDeliveries } from "#app/deliveries";
+import { listWorkflows } from "#app/workflows";
+import {
+  type Delivery,
+  type DeliveryStatus,
+  deliveryListView,
+  newDelivery,
+} from "#domain/delivery";
+import { newEnrollment } from "#domain/enrollment";
+import { ValidationError } from "#domain/errors";
+import type { WebhookAction } from "#domain/workflow";
+import { type LocalAws, startLocalAws } from "#test/local-aws";
+
+let aws: LocalAws;
+let deliveries: DeliveriesTable;
+let workflows: WorkflowsTable;
+
+beforeAll(async () => {
+  aws = await startLocalAws();
+  deliveries = new DeliveriesTable(aws.documents, aws.resources.tables.deliveries);
+  workflows = new WorkflowsTable(aws.documents, aws.resources.tables.workflows);
+});
+
+afterAll(async () => {
+  await aws?.stop();
+});
+
+const action: WebhookAction & { id: string } = {
+  id: "a1",
+  type: "webhook",
+  url: "https://hooks.example.com/in",
+  method: "POST",
+  authentication: { type: "apiKey", name: "X-Key", location: "header", value: "secret-key" },
+  body: { type: "all" },
+};
+
+/** A delivery of a workflow, created at `createdAt` and standing at `status`. */
+function deliveryOf(workflowId: string, createdAt: number, status: DeliveryStatus): Delivery {
+  const enrollment = newEnrollment({
+    enrollmentId: randomUUID(),
+    workflowId,
+    objectType: "contacts",
+    objectId: "1",
+    definition: [action],
+    now: createdAt,
+  });
+  const delivery = newDelivery({ enrollment, actionIndex: 0, action, body: "{}", now: createdAt });
+  return status === "failed"
+    ? {
+        ...delivery,
+        status,
+        attemptCount: 1,
+        nextAttempt: null,
+        nextAttemptAt: null,
+        failureReason: "410 Gone is not retried",
+      }
+    : { ...delivery, status };
+}
+
+async function store(...created: Delivery[]): Promise<Delivery[]> {
+  for (const delivery of created) await deliveries.create(delivery);
+  return created;
+}
+
+/** Writes the state items of many deliveries at once, without bodies, which a list never reads. */
+async function storeMany(created: readonly Delivery[]): Promise<void> {
+  for (let start = 0; start < created.length; start += 25) {
+    await aws.documents.send(
+      new BatchWriteCommand({
+        RequestItems: {
+          [aws.resources.tables.deliveries]: created
+            .slice(start, start + 25)
+            .map(({ body: _body, ...state }) => ({
+              PutRequest: { Item: { pk: state.deliveryId, sk: "DELIVERY", ...state } },
+            })),
+        },
+      }),
+    );
+  }
+}
+
+/** Every page of a list, following nextToken to its end. */
+async function allPages<Page extends { nextToken: string | null }>(
+  list: (nextToken?: string) => Promise<Page>,
+): Promise<Page[]> {
+  const pages: Page[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await list(nextToken);
+    pages.push(page);
+    nextToken = page.nextToken ?? undefined;
+  } while (nextToken !== undefined);
+  return pages;
+}
+
+describe("listing a workflow's deliveries", () => {
+  it("pages through them newest first by the index, each as a list shows it, and nothing else", async () => {
+    // Prepare
+    const workflowId = randomUUID();
+    const mine = await store(
+      ...Array.from({ length: 7 }, (_, i) => deliveryOf(workflowId, 1_000 + i, "succeeded")),
+    );
+    await store(deliveryOf(randomUUID(), 1_003, "succeeded"));
+
+    // Act
+    const pages = await allPages((nextToken) =>
+      listDeliveries({ deliveries }, { workflowId, limit: 3, nextToken }),
+    );
+
+    // Assess
+    expect(pages.map((page) => page.deliveries.length)).toEqual([3, 3, 1]);
+    const listed = pages.flatMap((page) => page.deliveries);
+    expect(listed).toEqual([...mine].reverse().map(deliveryListView));
+    expect(JSON.stringify(listed)).not.toContain("secret-key");
+    expect(pages.at(-1)?.nextToken).toBeNull();
+  });
+
+  it("filters by status and creation time, reading on until each page is full", async () => {
+    // Prepare
+    const workflowId = randomUUID();
+    const statuses: DeliveryStatus[] = ["succeeded", "failed", "retrying", "failed", "pending"];
+    const all = await store(
+      ...Array.from({ length: 30 }, (_, i) =>
+        deliveryOf(workflowId, 10_000 + i * 10, statuses[i % statuses.length] as DeliveryStatus),
+      ),
+    );
+    const since = 10_050;
+    const until = 10_250;
+
+    // Act
+    const pages = await allPages((nextToken) =>
+      deliveries.listByWorkflow({
+        workflowId,
+        status: "failed",
+        since,
+        until,
+        limit: 4,
+        nextToken,
+      }),
+    );
+
+    // Assess
+    const expected = all
+      .filter((d) => d.status === "failed" && d.createdAt >= since && d.createdAt <= until)
+      .reverse()
+      .map((d) => d.deliveryId);
+    expect(expected).toHaveLength(8);
+    expect(pages.map((page) => page.deliveries.length)).toEqual([4, 4]);
+    expect(pages.flatMap((page) => page.deliveries.map((d) => d.deliveryId))).toEqual(expected);
+  });
+
+  it(`stops a filtered page after reading ${LIST_READ_BUDGET} deliveries, with a token to go on`, async () => {
+    // Prepare
+    const workflowId = randomUUID();
+    const failed = [deliveryOf(workflowId, 1, "failed"), deliveryOf(workflowId, 2, "failed")];
+    await storeMany([
+      ...failed,
+      ...Array.from({ length: LIST_READ_BUDGET + 50 }, (_, i) =>
+        deliveryOf(workflowId, 100 + i, "succeeded"),
+      ),
+    ]);
+
+    // Act
+    const first = await deliveries.listByWorkflow({ workflowId, status: "failed", limit: 25 });
+    const second = await deliveries.listByWorkflow({
+      workflowId,
+      status: "failed",
+      limit: 25,
+      nextToken: first.nextToken ?? undefined,
+    });
+
+    // Assess
+    expect(first.deliveries).toEqual([]);
+    expect(first.nextToken).not.toBeNull();
+    expect(second.deliveries.map((d) => d.deliveryId)).toEqual(
+      [...failed].reverse().map((d) => d.deliveryId),
+    );
+    expect(second.nextToken).toBeNull();
+  });
+
+  it("refuses a forged or foreign nextToken with a 400 naming it, whatever it holds", async () => {
+    // Prepare
+    const workflowId = randomUUID();
+    await store(
+      ...Array.from({ length: 3 }, (_, i) => deliveryOf(workflowId, 5_000 + i, "failed")),
+    );
+    const { nextToken } = await deliveries.listByWorkflow({ workflowId, limit: 1 });
+    const genuine = JSON.parse(Buffer.from(nextToken ?? "", "base64url").toString("utf8"));
+    const forged = [
+      { ...genuine, workflowId: "another" },
+      { ...genuine, createdAt: 4_000 },
+      { ...genuine, createdAt: "5002" },
+      { ...genuine, createdAt: 5_001.5 },
+      { ...genuine, pk: "x".repeat(3000) },
+      { ...genuine, pk: { S: "x" } },
+      { ...genuine, sk: "ATTEMPT#0001" },
+      { ...genuine, extra: 1 },
+      { pk: genuine.pk, sk: genuine.sk },
+    ].map((key) => encodePageToken(key) as string);
+
+    // Act
+    const outcomes = await Promise.allSettled(
+      [...forged, "AAAA", "e30"].map((token) =>
+        deliveries.listByWorkflow({ workflowId, since: 4_500, limit: 1, nextToken: token }),
+      ),
+    );
+    const withGenuine = await deliveries.listByWorkflow({
+      workflowId,
+      limit: 1,
+      nextToken: nextToken ?? "",
+    });
+    const elsewhere = deliveries.listByWorkflow({
+      workflowId: randomUUID(),
+      limit: 1,
+      nextToken: nextToken ?? "",
+    });
+
+    // Assess
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe("rejected");
+      const reason = (outcome as PromiseRejectedResult).reason;
+      expect(reason).toBeInstanceOf(ValidationError);
+      expect((reason as ValidationError).field).toBe("nextToken");
+    }
+    expect(withGenuine.deliveries).toHaveLength(1);
+    await expect(elsewhere).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe("listing workflows", () => {
+  it("pages through them oldest first, by the index of creation times", async () => {
+    // Prepare
+    const created = [];
+    for (let i = 0; i < 5; i++) {
+      const workflow = {
+        id: randomUUID(),
+        name: `w${i}`,
+        objectType: "contacts" as const,
+        actions: [{ id: randomUUID(), type: "delay" as const, seconds: 1 }],
+        createdAt: new Date(Date.UTC(2030, 0, 1, 0, 0, i)).toISOString(),
+        updatedAt: new Date(Date.UTC(2030, 0, 1, 0, 0, i)).toISOString(),
+      };
+      await workflows.create(workflow);
+      created.push(workflow);
+    }
+
+    // Act
+    const pages = await allPages((nextToken) =>
+      listWorkflows({ workflows }, { limit: 2, nextToken }),
+    );
+    const forged = listWorkflows(
+      { workflows },
+      { limit: 2, nextToken: encodePageToken({ pk: "w", sk: "WORKFLOW", createdAt: 1 }) as string },
+    );
+
+    // Assess
+    const names = pages.flatMap((page) => page.workflows.map((w) => w.name));
+    expect(names.filter((name) => /^w\d$/.test(name))).toEqual(["w0", "w1", "w2", "w3", "w4"]);
+    expect(pages.slice(0, -1).every((page) => page.nextToken !== null)).toBe(true);
+    await expect(forged).rejects.toBeInstanceOf(ValidationError);
+  });
+});
