@@ -303,9 +303,11 @@ export class WorkflowWebhooksStack extends Stack {
       fn.sendsTo(this.webhookLane);
     }
     this.retries.allowScheduling(this.deliverFunction);
-    // Operators' lists: the API reads them through the indexes.
+    // Operators' lists: the API reads them through the indexes. It deletes the scheduled retry
+    // of an enrollment it cancels.
     this.apiFunction.queriesIndex(deliveries, indexes.deliveriesByWorkflow);
     this.apiFunction.queriesIndex(workflows, indexes.workflowsByCreation);
+    this.retries.allowCancelling(this.apiFunction);
     this.apiFunction.queriesIndex(enrollments, ENROLLMENTS_BY_WORKFLOW);
     this.apiFunction.queriesIndex(enrollments, ENROLLMENTS_BY_WORKFLOW_RECORD);
 

@@ -7,12 +7,20 @@ import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { ListsTable } from "#adapters/lists-table";
 import { RecordsTable } from "#adapters/records-table";
+import { RetrySchedules } from "#adapters/retry-schedules";
+import { scheduler } from "#adapters/scheduler-client";
 import { sqs } from "#adapters/sqs-client";
 import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowEnrollments } from "#adapters/workflow-enrollments";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { TEST_ACTION_RESPONSE_TIMEOUT_MS } from "#app/test-action";
-import { extraCaCertificates, queueUrl, runtimeSettings, tableNames } from "#shared/config";
+import {
+  extraCaCertificates,
+  queueUrl,
+  retryScheduleGroup,
+  runtimeSettings,
+  tableNames,
+} from "#shared/config";
 import { isRouteKey } from "#shared/contract";
 import { logger, publishMetrics } from "#shared/observability";
 import { errorReply, replyForError, toResult } from "./http.ts";
@@ -29,6 +37,8 @@ const deps: ApiDeps = {
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
   lists: new ListsTable(dynamoDocuments, tables.records),
   workflowEnrollments: new WorkflowEnrollments(dynamoDocuments, tables.enrollments),
+  // Cancelling an enrollment deletes its scheduled retry; the API never schedules one.
+  retrySchedules: new RetrySchedules(scheduler, retryScheduleGroup()),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
   webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),
   webhookClient: createWebhookClient({

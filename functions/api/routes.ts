@@ -2,6 +2,7 @@ import type { APIGatewayProxyEvent } from "aws-lambda";
 import type { AppsDeps } from "#app/apps";
 import { readApp, registerApp, rotateAppSecret } from "#app/apps";
 import { type DeliveriesDeps, listDeliveries, readDelivery, retryDelivery } from "#app/deliveries";
+import { type CancellationDeps, cancelEnrollment } from "#app/enrollment-cancellation";
 import { type EnrollDeps, type EnrollmentViewDeps, enroll, readEnrollment } from "#app/enrollments";
 import {
   addListMember,
@@ -42,7 +43,8 @@ export type ApiDeps = AppsDeps &
   DeliveriesDeps &
   TestActionDeps &
   FormsAndListsDeps &
-  WorkflowEnrollmentsDeps;
+  WorkflowEnrollmentsDeps &
+  CancellationDeps;
 
 type Operation = (deps: ApiDeps, event: APIGatewayProxyEvent) => Promise<Reply>;
 
@@ -134,6 +136,8 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
     await removeListMember(deps, param(event, "listId"), param(event, "objectId"));
     return { statusCode: 204 };
   },
+  "DELETE /enrollments/{enrollmentId}": async (deps, event) =>
+    ok(await cancelEnrollment(deps, param(event, "enrollmentId"))),
   "GET /deliveries": async (deps, event) =>
     ok(await listDeliveries(deps, parseDeliveryListQuery(event.queryStringParameters))),
 };

@@ -61,6 +61,14 @@ export interface RetrySchedulerSettings {
   readonly deadLetterArn: string | undefined;
 }
 
+/** The group the retry schedules live in: all that cancelling one takes. */
+export type RetryScheduleGroup = Pick<RetrySchedulerSettings, "groupName">;
+
+/** The retry schedules' group, for a function that cancels retries but never schedules one. */
+export function retryScheduleGroup(env: Env = process.env): RetryScheduleGroup {
+  return { groupName: required(env, retryScheduler.groupEnvVar) };
+}
+
 /** Where retries are scheduled and which role fires them. */
 export function retrySchedulerSettings(env: Env = process.env): RetrySchedulerSettings {
   return {

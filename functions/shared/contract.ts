@@ -298,6 +298,7 @@ export const apiRoutes = [
   { method: "GET", path: "/lists/{listId}" },
   { method: "PUT", path: "/lists/{listId}/members/{objectId}" },
   { method: "DELETE", path: "/lists/{listId}/members/{objectId}" },
+  { method: "DELETE", path: "/enrollments/{enrollmentId}" },
   { method: "GET", path: "/deliveries" },
 ] as const satisfies readonly ApiRoute[];
 

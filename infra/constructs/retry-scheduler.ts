@@ -86,12 +86,7 @@ export class RetryScheduler extends Construct {
    * tells it the group, role, DLQ and target lane.
    */
   allowScheduling(fn: TeamFunction): void {
-    const stack = Stack.of(this);
-    const schedulesInGroup = stack.formatArn({
-      service: "scheduler",
-      resource: "schedule",
-      resourceName: `${this.groupName}/*`,
-    });
+    const schedulesInGroup = this.schedulesInGroup();
     fn.addToRolePolicy(
       new PolicyStatement({
         actions: ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
@@ -105,11 +100,7 @@ export class RetryScheduler extends Construct {
         conditions: { StringEquals: { "iam:PassedToService": "scheduler.amazonaws.com" } },
       }),
     );
-    Validations.of(fn.rolePolicy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${this.groupName}/*]`,
-      reason:
-        "Retry schedules are named per delivery attempt at run time; the wildcard is confined to this stack's retry group.",
-    });
+    this.acknowledgeScheduleWildcard(fn);
     fn.addEnvironment(retryScheduler.groupEnvVar, this.group.scheduleGroupName);
     // The name is known at synthesis, so nothing else would make the group exist before the
     // function first schedules into it.
@@ -117,5 +108,37 @@ export class RetryScheduler extends Construct {
     fn.addEnvironment(retryScheduler.roleArnEnvVar, this.executionRole.roleArn);
     fn.addEnvironment(retryScheduler.deadLetterArnEnvVar, this.deadLetterQueue.queueArn);
     fn.addEnvironment(this.laneArnEnvVar, this.lane.queue.queueArn);
+  }
+
+  /**
+   * Lets `fn` delete schedules in this group, and nothing more (no creating, no passing the
+   * role): what cancelling a retry takes. Tells it the group only.
+   */
+  allowCancelling(fn: TeamFunction): void {
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ["scheduler:DeleteSchedule"],
+        resources: [this.schedulesInGroup()],
+      }),
+    );
+    this.acknowledgeScheduleWildcard(fn);
+    fn.addEnvironment(retryScheduler.groupEnvVar, this.group.scheduleGroupName);
+  }
+
+  /** Every schedule of the group: retry schedules are named at run time. */
+  private schedulesInGroup(): string {
+    return Stack.of(this).formatArn({
+      service: "scheduler",
+      resource: "schedule",
+      resourceName: `${this.groupName}/*`,
+    });
+  }
+
+  private acknowledgeScheduleWildcard(fn: TeamFunction): void {
+    Validations.of(fn.rolePolicy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/${this.groupName}/*]`,
+      reason:
+        "Retry schedules are named per delivery attempt at run time; the wildcard is confined to this stack's retry group.",
+    });
   }
 }

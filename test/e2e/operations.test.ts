@@ -1,20 +1,32 @@
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebhookLaneQueue } from "#adapters/lane-queues";
+import { localCredentials, localRegion } from "#infra/local/net";
 import { eventually } from "#test/eventually";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
+/** The first retry, a minute after a failure, comes 3 s later here: time enough to cancel first. */
 const TIME_SCALE = 0.05;
+const FIRST_RETRY_MS = 60_000 * TIME_SCALE;
 
 let system: LocalSystem;
 let call: LocalSystem["call"];
 let receiver: LocalSystem["receiver"];
 let answers: LocalSystem["answers"];
+let sqs: SQSClient;
 
 beforeAll(async () => {
   system = await startLocalSystem({ timeScale: TIME_SCALE });
   ({ call, receiver, answers } = system);
+  sqs = new SQSClient({
+    endpoint: system.runtime.env.AWS_ENDPOINT_URL_SQS,
+    region: localRegion,
+    credentials: localCredentials,
+  });
 });
 
 afterAll(async () => {
+  sqs?.destroy();
   await system?.stop();
 });
 
@@ -45,6 +57,60 @@ async function enroll(workflowId: string, objectId: string): Promise<string> {
   expect(enrolled.status).toBe(202);
   return enrolled.body.enrollmentId;
 }
+
+describe("cancelling an enrollment through the API", () => {
+  it("stops its retrying webhook: the delivery fails, its retry is gone, and a retry that fires anyway sends nothing", async () => {
+    // Prepare: the receiver answers 503, so the delivery waits for its retry
+    answers.set("/cancel-me", () => ({ status: 503 }));
+    const workflowId = await webhookWorkflow("/cancel-me");
+    const objectId = await contact();
+    const enrollmentId = await enroll(workflowId, objectId);
+    const deliveryId = await eventually("the delivery to wait for its retry", async () => {
+      const { body } = await call("GET", `/enrollments/${enrollmentId}`);
+      expect(body.deliveries[0]?.status).toBe("retrying");
+      return body.deliveries[0].deliveryId as string;
+    });
+    const url = receiver.url("/cancel-me");
+
+    // Act
+    const cancelled = await call("DELETE", `/enrollments/${enrollmentId}`);
+    // EventBridge Scheduler may fire a schedule whose deletion raced it: put attempt 2 on the lane.
+    await new WebhookLaneQueue(sqs, system.runtime.resources.queues.webhookLane.url).send({
+      deliveryId,
+      attempt: 2,
+      host: new URL(url).host,
+    });
+    await new Promise((resolve) => setTimeout(resolve, FIRST_RETRY_MS + 1_000));
+    const again = await call("DELETE", `/enrollments/${enrollmentId}`);
+    const reenrolled = await call("POST", `/workflows/${workflowId}/enrollments`, { objectId });
+
+    // Assess
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({
+      enrollmentId,
+      status: "cancelled",
+      currentActionId: null,
+    });
+    expect(cancelled.body.deliveries[0]).toMatchObject({
+      deliveryId,
+      status: "failed",
+      failureReason: "enrollment cancelled",
+      nextAttemptAt: null,
+    });
+    expect(
+      system.runtime.scheduler.pendingSchedules().filter((s) => s.name.startsWith(deliveryId)),
+    ).toEqual([]);
+    expect(receiver.requestsTo("/cancel-me")).toHaveLength(1);
+    expect((await call("GET", `/deliveries/${deliveryId}`)).body.status).toBe("failed");
+    expect((await call("GET", `/objects/contacts/${objectId}`)).body.properties.went_on).toBe(
+      undefined,
+    );
+    expect(again.status).toBe(409);
+    expect(again.body.error.code).toBe("conflict");
+    expect(reenrolled.status).toBe(202);
+    expect((await call("DELETE", "/enrollments/nx-unknown")).status).toBe(404);
+  });
+});
 
 describe("listing a workflow's deliveries through the API", () => {
   it("finds the failed ones, newest first, a page at a time, and refuses a bad query with a 400 naming it", async () => {

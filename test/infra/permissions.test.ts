@@ -293,16 +293,22 @@ describe("retry scheduling", () => {
     ]);
   });
 
-  it("gives no other function scheduler or PassRole permissions", () => {
-    for (const fn of [stack.apiFunction, stack.engineFunction]) {
-      // Act
-      const actions = statementsOf(fn.executionRole).flatMap(actionsOf);
+  it("lets the api function only delete schedules of the retry group, and the engine none", () => {
+    // Act
+    const scheduling = (fn: TeamFunction) =>
+      statementsOf(fn.executionRole).filter((statement) =>
+        actionsOf(statement).some(
+          (action) => action.startsWith("scheduler:") || action.startsWith("iam:"),
+        ),
+      );
+    const api = scheduling(stack.apiFunction);
+    const engine = scheduling(stack.engineFunction);
 
-      // Assess
-      expect(
-        actions.filter((action) => action.startsWith("scheduler:") || action.startsWith("iam:")),
-      ).toEqual([]);
-    }
+    // Assess
+    expect(api).toHaveLength(1);
+    expect(actionsOf(api[0] as Statement)).toEqual(["scheduler:DeleteSchedule"]);
+    expect(JSON.stringify(api[0]?.Resource)).toContain(`:schedule/${stack.retries.groupName}/*`);
+    expect(engine).toEqual([]);
   });
 
   it("lets the scheduler's role send to the webhook lane and the scheduler DLQ, and nothing else", () => {
@@ -345,7 +351,7 @@ describe("retry scheduling", () => {
     ]);
   });
 
-  it("tells only the deliver function where and how to schedule retries", () => {
+  it("tells only the deliver function where and how to schedule retries, and the api function the group", () => {
     // Prepare
     const names = [
       retryScheduler.groupEnvVar,
@@ -356,7 +362,8 @@ describe("retry scheduling", () => {
 
     // Act
     const deliver = environmentOf(stack.deliverFunction);
-    const others = [stack.apiFunction, stack.engineFunction].map(environmentOf);
+    const api = environmentOf(stack.apiFunction);
+    const engine = environmentOf(stack.engineFunction);
 
     // Assess
     expect(deliver[retryScheduler.groupEnvVar]).toBe(stack.retries.groupName);
@@ -369,9 +376,9 @@ describe("retry scheduling", () => {
     expect(deliver[queues.webhookLane.arnEnvVar]).toEqual({
       "Fn::GetAtt": [logicalId(stack.webhookLane.queue), "Arn"],
     });
-    for (const environment of others) {
-      expect(names.filter((name) => Object.hasOwn(environment, name))).toEqual([]);
-    }
+    expect(names.filter((name) => Object.hasOwn(api, name))).toEqual([retryScheduler.groupEnvVar]);
+    expect(api[retryScheduler.groupEnvVar]).toBe(stack.retries.groupName);
+    expect(names.filter((name) => Object.hasOwn(engine, name))).toEqual([]);
   });
 });
 

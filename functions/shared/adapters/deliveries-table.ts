@@ -6,8 +6,15 @@ import {
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
+import type { TransactItem } from "#adapters/dynamodb-client";
 import { decodePageToken, encodePageToken, hasExactly, type PageKey } from "#adapters/page-tokens";
-import type { Attempt, AttemptVerdict, Delivery, DeliverySummary } from "#domain/delivery";
+import {
+  type Attempt,
+  type AttemptVerdict,
+  type Delivery,
+  type DeliverySummary,
+  ENROLLMENT_CANCELLED,
+} from "#domain/delivery";
 import { PayloadTooLargeError } from "#domain/errors";
 import type { DeliveryListQuery } from "#domain/list-queries";
 import type { OutputResult } from "#domain/webhook-outputs";
@@ -269,6 +276,46 @@ export class DeliveriesTable {
       ),
     );
     return attempt;
+  }
+
+  /**
+   * The write that fails a pending or retrying delivery because its enrollment is cancelled, for
+   * the cancel's transaction: conditional on the delivery standing where it was read, so the
+   * cancel knows which scheduled retry to delete. An attempt in flight then records nothing.
+   */
+  cancellation(delivery: Pick<Delivery, "deliveryId" | "status" | "nextAttempt">, now: number) {
+    return {
+      Update: {
+        TableName: this.tableName,
+        Key: { pk: delivery.deliveryId, sk: SK },
+        UpdateExpression:
+          "SET #status = :failed, failureReason = :reason, nextAttempt = :null, nextAttemptAt = :null, updatedAt = :now REMOVE leaseUntil, leaseAttempt",
+        ConditionExpression: "#status = :current AND nextAttempt = :next",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":failed": "failed",
+          ":reason": ENROLLMENT_CANCELLED,
+          ":null": null,
+          ":now": now,
+          ":current": delivery.status,
+          ":next": delivery.nextAttempt,
+        },
+      },
+    } satisfies TransactItem;
+  }
+
+  /**
+   * A check for a cancel's transaction that the delivery does not exist yet: a webhook action
+   * that starts while its enrollment is being cancelled makes the cancel read again.
+   */
+  absence(deliveryId: string) {
+    return {
+      ConditionCheck: {
+        TableName: this.tableName,
+        Key: { pk: deliveryId, sk: SK },
+        ConditionExpression: "attribute_not_exists(pk)",
+      },
+    } satisfies TransactItem;
   }
 
   /**

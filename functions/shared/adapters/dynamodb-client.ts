@@ -1,5 +1,5 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, type TransactWriteCommandInput } from "@aws-sdk/lib-dynamodb";
 
 /**
  * The DynamoDB client of a function, created once per process. Each AWS client has a module of its
@@ -10,3 +10,6 @@ import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 export const dynamoDocuments = DynamoDBDocumentClient.from(new DynamoDBClient({}), {
   marshallOptions: { removeUndefinedValues: true },
 });
+
+/** One write of a transaction, which a table can hand to another that runs the transaction. */
+export type TransactItem = NonNullable<TransactWriteCommandInput["TransactItems"]>[number];

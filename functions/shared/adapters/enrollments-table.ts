@@ -3,9 +3,11 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
+import type { TransactItem } from "#adapters/dynamodb-client";
 import {
   type ActionStatus,
   type Enrollment,
@@ -17,6 +19,12 @@ import { ConflictError } from "#domain/errors";
 
 const SK = "ENROLLMENT";
 const LOCK_SK = "ACTIVE";
+/**
+ * The condition every move of an enrollment carries besides its action's: only a running
+ * enrollment moves, so a step or a delivery that ends after a cancel cannot revive it.
+ */
+const STILL_RUNNING = "#status IN (:active, :waiting)";
+const RUNNING_VALUES = { ":active": "active", ":waiting": "waiting" } as const;
 
 /**
  * Enrollments, plus one lock item per (workflow, record) naming the record's latest enrollment
@@ -166,12 +174,12 @@ export class EnrollmentsTable {
           TableName: this.tableName,
           Key: { pk: enrollment.enrollmentId, sk: SK },
           UpdateExpression: `SET ${action}.#status = :running, ${action}.startedAt = :now, #status = :waiting, updatedAt = :now${setDeliveryId(action, change.deliveryId)}`,
-          ConditionExpression: `currentIndex = :index AND ${action}.#status = :pending`,
+          ConditionExpression: `currentIndex = :index AND ${action}.#status = :pending AND ${STILL_RUNNING}`,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
+            ...RUNNING_VALUES,
             ":running": "running",
             ":pending": "pending",
-            ":waiting": "waiting",
             ":now": change.now,
             ":index": index,
             ...(change.deliveryId ? { ":deliveryId": change.deliveryId } : {}),
@@ -200,9 +208,10 @@ export class EnrollmentsTable {
       TableName: this.tableName,
       Key: { pk: enrollment.enrollmentId, sk: SK },
       UpdateExpression: `SET ${action}.#status = :done, ${action}.finishedAt = :now, currentIndex = :next, #status = :enrollmentStatus, updatedAt = :now${setDeliveryId(action, change.deliveryId)}`,
-      ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running)`,
+      ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running) AND ${STILL_RUNNING}`,
       ExpressionAttributeNames: { "#status": "status" },
       ExpressionAttributeValues: {
+        ...RUNNING_VALUES,
         ":done": change.status,
         ":now": change.now,
         ":next": index + 1,
@@ -236,9 +245,10 @@ export class EnrollmentsTable {
           TableName: this.tableName,
           Key: { pk: enrollment.enrollmentId, sk: SK },
           UpdateExpression: `SET ${action}.#status = :failed, ${action}.finishedAt = :now, #status = :failed, failureReason = :reason, updatedAt = :now`,
-          ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running)`,
+          ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running) AND ${STILL_RUNNING}`,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
+            ...RUNNING_VALUES,
             ":failed": "failed",
             ":now": change.now,
             ":reason": change.reason,
@@ -249,6 +259,44 @@ export class EnrollmentsTable {
         }),
       ),
     );
+  }
+
+  /**
+   * Cancels a running enrollment where it was read (at its current action), in one transaction
+   * with `alongside`: the writes that stop what that action started. The record's place in the
+   * workflow is released after. StaleStateError when the enrollment moved or ended since it was
+   * read, or a write alongside lost its condition; nothing is written then.
+   */
+  async cancel(
+    enrollment: Enrollment,
+    now: number,
+    alongside: readonly TransactItem[] = [],
+  ): Promise<void> {
+    await conditionally(`${enrollment.enrollmentId} changed while being cancelled`, () =>
+      this.documents.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            {
+              Update: {
+                TableName: this.tableName,
+                Key: { pk: enrollment.enrollmentId, sk: SK },
+                UpdateExpression: "SET #status = :cancelled, updatedAt = :now",
+                ConditionExpression: `${STILL_RUNNING} AND currentIndex = :index`,
+                ExpressionAttributeNames: { "#status": "status" },
+                ExpressionAttributeValues: {
+                  ...RUNNING_VALUES,
+                  ":cancelled": "cancelled",
+                  ":now": now,
+                  ":index": enrollment.currentIndex,
+                },
+              },
+            },
+            ...alongside,
+          ],
+        }),
+      ),
+    );
+    await this.releaseLock(enrollment);
   }
 }
 

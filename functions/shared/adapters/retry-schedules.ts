@@ -7,24 +7,29 @@ import {
 } from "@aws-sdk/client-scheduler";
 import { retryScheduleName } from "#domain/delivery";
 import type { DeliveryAttemptMessage } from "#domain/messages";
-import type { RetrySchedulerSettings } from "#shared/config";
+import type { RetryScheduleGroup, RetrySchedulerSettings } from "#shared/config";
 
 /**
  * The retry schedules in EventBridge Scheduler: one one-time `at(...)` schedule per retry, in the
  * retry group, whose target sends the attempt's message to the webhook lane and which deletes
- * itself after it fired.
+ * itself after it fired. A function that only cancels retries knows the group alone
+ * (`RetrySchedules<RetryScheduleGroup>`), and cannot schedule: that takes the full settings.
  */
-export class RetrySchedules {
+export class RetrySchedules<Settings extends RetryScheduleGroup = RetrySchedulerSettings> {
   constructor(
     private readonly scheduler: SchedulerClient,
-    private readonly settings: RetrySchedulerSettings,
+    private readonly settings: Settings,
   ) {}
 
   /**
    * Schedules `message` to reach the webhook lane at `fireAt`. Scheduling the same attempt twice
    * is harmless: the name is derived from the delivery and attempt, and a duplicate is a conflict.
    */
-  async schedule(message: DeliveryAttemptMessage, fireAt: Date): Promise<string> {
+  async schedule(
+    this: RetrySchedules<RetrySchedulerSettings>,
+    message: DeliveryAttemptMessage,
+    fireAt: Date,
+  ): Promise<string> {
     const name = retryScheduleName(message.deliveryId, message.attempt);
     try {
       await this.scheduler.send(

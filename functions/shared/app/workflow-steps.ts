@@ -4,7 +4,7 @@ import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues
 import type { RecordsTable } from "#adapters/records-table";
 import { failAction, finishAction, type ProgressReport } from "#app/enrollment-progress";
 import { attemptMessage, failedDelivery, newDelivery } from "#domain/delivery";
-import type { Enrollment } from "#domain/enrollment";
+import { type Enrollment, hasEnded } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import type { AdvanceMessage, ResumeMessage, WorkflowStepMessage } from "#domain/messages";
 import { webhookBody } from "#domain/payload";
@@ -44,6 +44,9 @@ export async function runWorkflowStep(
 ): Promise<StepReport> {
   const enrollment = await deps.enrollments.get(message.enrollmentId);
   if (!enrollment) return { kind: "skipped", reason: "enrollment not found" };
+  if (hasEnded(enrollment)) {
+    return { kind: "skipped", reason: `enrollment ${enrollment.status} already` };
+  }
   if (enrollment.currentIndex !== message.actionIndex) {
     await resendCurrentStep(deps, enrollment);
     return { kind: "skipped", reason: `enrollment is at action ${enrollment.currentIndex}` };

@@ -8,6 +8,9 @@ import type { Authentication, ObjectType, WebhookAction, WebhookOutput } from "#
 
 export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed";
 
+/** Why the delivery of an enrollment that was cancelled failed. */
+export const ENROLLMENT_CANCELLED = "enrollment cancelled";
+
 /**
  * `auto`: the retry policy (docs/contract.md, section 5) applies and the enrollment waits for the
  * outcome.

@@ -1,7 +1,10 @@
 import type { ObjectType, WorkflowAction } from "#domain/workflow";
 
-/** `failed`: an action could never run; the enrollment ended there. */
-export type EnrollmentStatus = "active" | "waiting" | "completed" | "failed";
+/**
+ * `failed`: an action could never run; the enrollment ended there. `cancelled`: an operator
+ * stopped it (`DELETE /enrollments/{id}`) while it was active or waiting.
+ */
+export type EnrollmentStatus = "active" | "waiting" | "completed" | "failed" | "cancelled";
 export type ActionStatus = "pending" | "running" | "succeeded" | "failed";
 
 /** Progress of one action of an enrollment. */
@@ -88,9 +91,16 @@ export function enrollmentView(enrollment: Enrollment) {
   };
 }
 
-/** Whether the enrollment has ended: completed, or failed at an action that could not run. */
+/**
+ * Whether the enrollment has ended: completed, failed at an action that could not run, or
+ * cancelled. Nothing moves an ended enrollment again.
+ */
 export function hasEnded(enrollment: Pick<Enrollment, "status">): boolean {
-  return enrollment.status === "completed" || enrollment.status === "failed";
+  return (
+    enrollment.status === "completed" ||
+    enrollment.status === "failed" ||
+    enrollment.status === "cancelled"
+  );
 }
 
 /** An epoch-ms time as an ISO-8601 UTC string, or null. */
