@@ -303,10 +303,12 @@ export class WorkflowWebhooksStack extends Stack {
       fn.sendsTo(this.webhookLane);
     }
     this.retries.allowScheduling(this.deliverFunction);
-    // Operators' lists: the API reads them through the indexes. It deletes the scheduled retry
-    // of an enrollment it cancels.
+    // Operators' lists and replays: the API lists through the indexes and starts replays, whose
+    // steps the engine runs (re-firing deliveries found through the deliveries' index); the API
+    // deletes the scheduled retry of an enrollment it cancels.
     this.apiFunction.queriesIndex(deliveries, indexes.deliveriesByWorkflow);
     this.apiFunction.queriesIndex(workflows, indexes.workflowsByCreation);
+    this.engineFunction.queriesIndex(deliveries, indexes.deliveriesByWorkflow);
     this.retries.allowCancelling(this.apiFunction);
     this.apiFunction.queriesIndex(enrollments, ENROLLMENTS_BY_WORKFLOW);
     this.apiFunction.queriesIndex(enrollments, ENROLLMENTS_BY_WORKFLOW_RECORD);

@@ -7,6 +7,7 @@ import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { ListsTable } from "#adapters/lists-table";
 import { RecordsTable } from "#adapters/records-table";
+import { ReplaysTable } from "#adapters/replays-table";
 import { RetrySchedules } from "#adapters/retry-schedules";
 import { scheduler } from "#adapters/scheduler-client";
 import { sqs } from "#adapters/sqs-client";
@@ -37,6 +38,7 @@ const deps: ApiDeps = {
   deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
   lists: new ListsTable(dynamoDocuments, tables.records),
   workflowEnrollments: new WorkflowEnrollments(dynamoDocuments, tables.enrollments),
+  replays: new ReplaysTable(dynamoDocuments, tables.deliveries),
   // Cancelling an enrollment deletes its scheduled retry; the API never schedules one.
   retrySchedules: new RetrySchedules(scheduler, retryScheduleGroup()),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),

@@ -5,6 +5,7 @@
  */
 import * as z from "zod/mini";
 import { LIST_READ_BUDGET } from "#adapters/deliveries-table";
+import { DEFAULT_REPLAY_PACE } from "#app/replays";
 import { deliveryListParameters, workflowListParameters } from "#domain/list-queries";
 import { enrollmentsQueryParameters } from "#domain/request-schemas";
 import type { RouteKey } from "#shared/contract";
@@ -42,6 +43,28 @@ const listSchema = z.object({ listId: z.string(), name: z.string(), size: z.numb
 const nextTokenSchema = z
   .nullable(z.string())
   .check(z.meta({ description: "Pass as nextToken for the next page; null on the last page" }));
+
+const time = (description: string) =>
+  z.string().check(z.meta({ format: "date-time", description }));
+
+const replayStartedSchema = z.object({ replayId: z.string() });
+
+const replaySchema = z.object({
+  replayId: z.string(),
+  workflowId: z.string(),
+  since: time("Deliveries created from this time..."),
+  until: time("...to this time are replayed"),
+  status: z.enum(["running", "completed"]),
+  matched: z.int().check(z.meta({ description: "Deliveries found that had failed for good" })),
+  replayed: z.int().check(
+    z.meta({
+      description:
+        "Of those, the ones re-fired (not: never built, failed because their enrollment was cancelled, or changed meanwhile)",
+    }),
+  ),
+  startedAt: time("When the replay was asked for"),
+  completedAt: z.nullable(time("When the last step ended")),
+});
 
 /** The description of every route of `apiRoutes`, keyed by method and path. */
 export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
@@ -239,6 +262,15 @@ export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
     tag: "forms and lists",
     success: { status: 204, description: "Removed, or was no member" },
   },
+  "DELETE /enrollments/{enrollmentId}": {
+    operationId: "cancelEnrollment",
+    summary: "Cancel an active or waiting enrollment",
+    description:
+      "The enrollment becomes cancelled and moves no more. The delivery of the webhook action it waits at, if pending or retrying, fails with reason `enrollment cancelled`, and its scheduled retry is deleted. The record can be enrolled in the workflow again. 409 for an enrollment that has ended (completed, failed or cancelled).",
+    tag: "enrollments",
+    success: { status: 200, description: "The enrollment, cancelled" },
+    refusals: [409],
+  },
   "GET /deliveries": {
     operationId: "listDeliveries",
     summary: "List a workflow's deliveries, newest first, a page at a time",
@@ -251,13 +283,17 @@ export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
     },
     query: deliveryListParameters,
   },
-  "DELETE /enrollments/{enrollmentId}": {
-    operationId: "cancelEnrollment",
-    summary: "Cancel an active or waiting enrollment",
-    description:
-      "The enrollment becomes cancelled and moves no more. The delivery of the webhook action it waits at, if pending or retrying, fails with reason `enrollment cancelled`, and its scheduled retry is deleted. The record can be enrolled in the workflow again. 409 for an enrollment that has ended (completed, failed or cancelled).",
-    tag: "enrollments",
-    success: { status: 200, description: "The enrollment, cancelled" },
-    refusals: [409],
+  "POST /deliveries/replay": {
+    operationId: "replayDeliveries",
+    summary: "Re-fire a workflow's deliveries that failed for good in a window",
+    description: `Among the workflow's deliveries created from since to until (now when absent), re-fires every one that failed for good, once each: a new attempt, then the retry policy from the start. Runs in the background at ${DEFAULT_REPLAY_PACE.perSecond} deliveries a second; GET /replays/{replayId} shows its progress. Deliveries never built, or failed because their enrollment was cancelled, are left as they are.`,
+    tag: "deliveries",
+    success: { status: 202, description: "The replay has started", schema: replayStartedSchema },
+  },
+  "GET /replays/{replayId}": {
+    operationId: "readReplay",
+    summary: "Read a replay's progress",
+    tag: "deliveries",
+    success: { status: 200, description: "The replay", schema: replaySchema },
   },
 };

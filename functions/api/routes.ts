@@ -13,6 +13,7 @@ import {
   submitForm,
 } from "#app/forms-and-lists";
 import { putRecord, type RecordsDeps, readRecord } from "#app/records";
+import { type ReplaysDeps, readReplay, startReplay } from "#app/replays";
 import { type TestActionDeps, testWebhookAction } from "#app/test-action";
 import { listWorkflowEnrollments, type WorkflowEnrollmentsDeps } from "#app/workflow-enrollments";
 import {
@@ -44,7 +45,8 @@ export type ApiDeps = AppsDeps &
   TestActionDeps &
   FormsAndListsDeps &
   WorkflowEnrollmentsDeps &
-  CancellationDeps;
+  CancellationDeps &
+  ReplaysDeps;
 
 type Operation = (deps: ApiDeps, event: APIGatewayProxyEvent) => Promise<Reply>;
 
@@ -140,6 +142,10 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
     ok(await cancelEnrollment(deps, param(event, "enrollmentId"))),
   "GET /deliveries": async (deps, event) =>
     ok(await listDeliveries(deps, parseDeliveryListQuery(event.queryStringParameters))),
+  "POST /deliveries/replay": async (deps, event) =>
+    ok(await startReplay(deps, body("replayDeliveries", event)), 202),
+  "GET /replays/{replayId}": async (deps, event) =>
+    ok(await readReplay(deps, param(event, "replayId"))),
 };
 
 /**

@@ -4,9 +4,15 @@ import { dynamoDocuments } from "#adapters/dynamodb-client";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
+import { ReplaysTable } from "#adapters/replays-table";
 import { sqs } from "#adapters/sqs-client";
+import { DEFAULT_REPLAY_PACE, type ReplayStepDeps, runReplayStep } from "#app/replays";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
-import { parseWorkflowStepMessage } from "#domain/messages";
+import {
+  parseStepsLaneMessage,
+  type ReplayStepMessage,
+  type WorkflowStepMessage,
+} from "#domain/messages";
 import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
 import { queues } from "#shared/contract";
 import { logger, metricNames, metrics } from "#shared/observability";
@@ -27,8 +33,43 @@ const deps: WorkflowStepsDeps = {
   stalledAfterMs: queues.workflowSteps.consumerTimeoutSeconds * 1000,
 };
 
-async function processStep(record: SQSRecord): Promise<void> {
-  const message = parseWorkflowStepMessage(record.body);
+const replayDeps: ReplayStepDeps = {
+  replays: new ReplaysTable(dynamoDocuments, tables.deliveries),
+  deliveries: deps.deliveries,
+  workflowSteps: deps.workflowSteps,
+  webhookLane: deps.webhookLane,
+  now: Date.now,
+  pace: DEFAULT_REPLAY_PACE,
+  // A step's consumer may run this long, and the next step waits as long as the step's sends.
+  stalledAfterMs:
+    (queues.workflowSteps.consumerTimeoutSeconds +
+      DEFAULT_REPLAY_PACE.perStep / DEFAULT_REPLAY_PACE.perSecond) *
+    1000,
+};
+
+async function processMessage(record: SQSRecord): Promise<void> {
+  const message = parseStepsLaneMessage(record.body);
+  if (message.type === "replay") return processReplayStep(message);
+  return processStep(message);
+}
+
+async function processReplayStep(message: ReplayStepMessage): Promise<void> {
+  const log = logger.createChild({
+    persistentKeys: { replayId: message.replayId, replayStep: message.step },
+  });
+  try {
+    const report = await runReplayStep(replayDeps, message);
+    log.info("replay step", { ...report });
+    if (report.kind === "stepped" && report.refired > 0) {
+      metrics.addMetric(metricNames.deliveryReplayed, "Count", report.refired);
+    }
+  } catch (error) {
+    log.error("replay step failed", { error });
+    throw error;
+  }
+}
+
+async function processStep(message: WorkflowStepMessage): Promise<void> {
   const log = logger.createChild({
     persistentKeys: {
       enrollmentId: message.enrollmentId,
@@ -48,5 +89,5 @@ async function processStep(record: SQSRecord): Promise<void> {
   }
 }
 
-/** Consumes the workflow-steps lane. */
-export const handler = sqsConsumer(processStep);
+/** Consumes the workflow-steps lane: workflow steps, and the steps of replays. */
+export const handler = sqsConsumer(processMessage);

@@ -73,13 +73,13 @@ export const ENROLLMENTS_BY_WORKFLOW_RECORD: IndexDefinition = {
  * items written before an index existed are listed too, and other item types stay out of it.
  */
 export const indexes = {
-  /** A workflow's deliveries by creation time (epoch ms), for `GET /deliveries`. */
+  /** A workflow's deliveries by creation time (epoch ms), for `GET /deliveries` and replays. */
   deliveriesByWorkflow: {
     name: "byWorkflow",
     partitionKey: { name: "workflowId", type: "S" },
     sortKey: { name: "createdAt", type: "N" },
-    // A delivery as a list shows it, and what a replay needs. Every change to one of these also
-    // writes the index, so it stays short.
+    // A delivery as a list shows it, plus what a replay decides by (attempts made, which replay
+    // re-fired it). Every change to one of these also writes the index, so it stays short.
     projection: [
       "deliveryId",
       "enrollmentId",
@@ -92,6 +92,8 @@ export const indexes = {
       "nextAttempt",
       "nextAttemptAt",
       "failureReason",
+      "attemptCount",
+      "replayedBy",
     ],
   },
   /**
@@ -252,6 +254,8 @@ export const metrics = {
     enrollmentCompleted: "EnrollmentCompleted",
     /** An enrollment started by a workflow's triggers (also counted as started). */
     enrollmentTriggered: "EnrollmentTriggered",
+    /** A delivery that had failed for good was re-fired by a replay. */
+    deliveryReplayed: "DeliveryReplayed",
   },
 } as const;
 
@@ -264,7 +268,8 @@ export type RequestBodyName =
   | "testAction"
   | "rotateSecret"
   | "formSubmission"
-  | "createList";
+  | "createList"
+  | "replayDeliveries";
 
 export interface ApiRoute {
   readonly method: "GET" | "POST" | "PUT" | "DELETE";
@@ -300,6 +305,8 @@ export const apiRoutes = [
   { method: "DELETE", path: "/lists/{listId}/members/{objectId}" },
   { method: "DELETE", path: "/enrollments/{enrollmentId}" },
   { method: "GET", path: "/deliveries" },
+  { method: "POST", path: "/deliveries/replay", body: "replayDeliveries" },
+  { method: "GET", path: "/replays/{replayId}" },
 ] as const satisfies readonly ApiRoute[];
 
 type KeyOf<Route> = Route extends {

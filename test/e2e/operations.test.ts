@@ -2,6 +2,7 @@ import { SQSClient } from "@aws-sdk/client-sqs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebhookLaneQueue } from "#adapters/lane-queues";
 import { localCredentials, localRegion } from "#infra/local/net";
+import { metrics } from "#shared/contract";
 import { eventually } from "#test/eventually";
 import { type LocalSystem, startLocalSystem } from "#test/local-system";
 
@@ -15,8 +16,11 @@ let receiver: LocalSystem["receiver"];
 let answers: LocalSystem["answers"];
 let sqs: SQSClient;
 
+let stopCounting: () => void = () => {};
+
 beforeAll(async () => {
-  system = await startLocalSystem({ timeScale: TIME_SCALE });
+  stopCounting = countMetrics();
+  system = await startLocalSystem({ timeScale: TIME_SCALE, metricsEnabled: true });
   ({ call, receiver, answers } = system);
   sqs = new SQSClient({
     endpoint: system.runtime.env.AWS_ENDPOINT_URL_SQS,
@@ -28,6 +32,7 @@ beforeAll(async () => {
 afterAll(async () => {
   sqs?.destroy();
   await system?.stop();
+  stopCounting();
 });
 
 let contacts = 0;
@@ -56,6 +61,42 @@ async function enroll(workflowId: string, objectId: string): Promise<string> {
   const enrolled = await call("POST", `/workflows/${workflowId}/enrollments`, { objectId });
   expect(enrolled.status).toBe(202);
   return enrolled.body.enrollmentId;
+}
+
+/** What the functions counted so far, by metric, from the EMF lines they print. */
+const counted = new Map<string, number>();
+
+/**
+ * Takes the functions' metric lines (CloudWatch embedded metric format) off stdout and adds them
+ * up; other output goes through. Returns how to stop.
+ */
+function countMetrics(): () => void {
+  const original = process.stdout.write;
+  let pending = "";
+  process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+    pending += typeof chunk === "string" ? chunk : Buffer.from(chunk as Uint8Array).toString();
+    const lines = pending.split("\n");
+    pending = lines.pop() ?? "";
+    const passed = [];
+    for (const line of lines) {
+      if (!line.startsWith('{"_aws"')) {
+        passed.push(line);
+        continue;
+      }
+      const emf = JSON.parse(line) as Record<string, unknown> & {
+        _aws: { CloudWatchMetrics: Array<{ Metrics: Array<{ Name: string }> }> };
+      };
+      for (const { Name } of emf._aws.CloudWatchMetrics.flatMap((set) => set.Metrics)) {
+        const values = ([] as number[]).concat(emf[Name] as number | number[]);
+        counted.set(Name, (counted.get(Name) ?? 0) + values.reduce((x, y) => x + y, 0));
+      }
+    }
+    if (passed.length === 0) return true;
+    return original.call(process.stdout, `${passed.join("\n")}\n`, ...(rest as []));
+  }) as typeof process.stdout.write;
+  return () => {
+    process.stdout.write = original;
+  };
 }
 
 describe("cancelling an enrollment through the API", () => {
@@ -175,6 +216,78 @@ describe("listing a workflow's deliveries through the API", () => {
       "nextToken",
       "nextToken",
     ]);
+  });
+});
+
+describe("replaying failed deliveries through the API", () => {
+  it("re-fires each delivery that failed in the window once, paced, after the receiver is fixed, and counts them", async () => {
+    // Prepare: 30 deliveries fail for good while the receiver answers 410
+    let fixed = false;
+    answers.set("/replay-me", () => (fixed ? { status: 200 } : { status: 410 }));
+    const workflowId = await webhookWorkflow("/replay-me");
+    const since = new Date().toISOString();
+    const objectIds = await Promise.all(Array.from({ length: 30 }, () => contact()));
+    for (const objectId of objectIds) await enroll(workflowId, objectId);
+    await eventually("every delivery to fail for good", async () => {
+      const { body } = await call(
+        "GET",
+        `/deliveries?workflowId=${workflowId}&status=failed&limit=100`,
+      );
+      expect(body.deliveries).toHaveLength(30);
+    });
+    fixed = true;
+
+    // Act
+    const replayedBefore = counted.get(metrics.names.deliveryReplayed) ?? 0;
+    const started = await call("POST", "/deliveries/replay", { workflowId, since });
+    const replayId = started.body.replayId;
+    await eventually(
+      "the replay to complete and every delivery to succeed",
+      async () => {
+        const { body } = await call("GET", `/deliveries?workflowId=${workflowId}&limit=100`);
+        expect(body.deliveries.map((d: { status: string }) => d.status)).toEqual(
+          Array(30).fill("succeeded"),
+        );
+        expect((await call("GET", `/replays/${replayId}`)).body.status).toBe("completed");
+      },
+      { timeoutMs: 30_000 },
+    );
+    const replay = await call("GET", `/replays/${replayId}`);
+    const second = await call("POST", "/deliveries/replay", { workflowId, since });
+    const secondReplay = await eventually("the second replay to complete", async () => {
+      const { body } = await call("GET", `/replays/${second.body.replayId}`);
+      expect(body.status).toBe("completed");
+      return body;
+    });
+
+    // Assess
+    expect(replay.body).toMatchObject({
+      workflowId,
+      status: "completed",
+      matched: 30,
+      replayed: 30,
+    });
+    expect(started.status).toBe(202);
+    expect((counted.get(metrics.names.deliveryReplayed) ?? 0) - replayedBefore).toBe(30);
+    const requests = receiver.requestsTo("/replay-me");
+    expect(requests).toHaveLength(60);
+    const replayed = requests.filter((r) => r.headers["x-delivery-attempt"] === "2");
+    expect(new Set(replayed.map((r) => r.headers["x-delivery-id"])).size).toBe(30);
+    // 20 a second: the last ten go out a second after the first twenty.
+    const times = replayed.map((r) => r.receivedAt).sort((a, b) => a - b);
+    expect((times.at(-1) ?? 0) - (times[0] ?? 0)).toBeGreaterThanOrEqual(900);
+    expect(secondReplay).toMatchObject({ matched: 0, replayed: 0 });
+    expect((await call("GET", "/replays/nx-unknown")).status).toBe(404);
+    expect((await call("POST", "/deliveries/replay", { workflowId })).status).toBe(400);
+    expect(
+      (
+        await call("POST", "/deliveries/replay", {
+          workflowId,
+          since,
+          until: "2000-01-01T00:00:00Z",
+        })
+      ).body.error.message,
+    ).toBe("until: must not be before since");
   });
 });
 

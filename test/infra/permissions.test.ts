@@ -153,7 +153,7 @@ describe("table access", () => {
     });
   }
 
-  it("lets the api function query the indexes it lists through, by name, and no one else any", () => {
+  it("lets the api and engine functions query the indexes they list through, by name, and no one else any", () => {
     // Prepare
     const { deliveries, workflows, enrollments } = stack.state.tables;
     const byWorkflow = indexes.deliveriesByWorkflow.name;
@@ -170,7 +170,7 @@ describe("table access", () => {
       [stack.enrollFunction, workflows, byTrigger, ["dynamodb:Query"]],
       [stack.enrollFunction, workflows, byCreation, []],
       [stack.enrollFunction, enrollments, enrollmentsByWorkflow, []],
-      [stack.engineFunction, deliveries, byWorkflow, []],
+      [stack.engineFunction, deliveries, byWorkflow, ["dynamodb:Query"]],
       [stack.engineFunction, workflows, byCreation, []],
       [stack.deliverFunction, deliveries, byWorkflow, []],
       [stack.deliverFunction, workflows, byCreation, []],

@@ -3,6 +3,7 @@ import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeliveriesTable, LIST_READ_BUDGET } from "#adapters/deliveries-table";
 import { encodePageToken } from "#adapters/page-tokens";
+import { ReplaysTable } from "#adapters/replays-table";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { listDeliveries } from "#app/deliveries";
 import { listWorkflows } from "#app/workflows";
@@ -14,6 +15,7 @@ import {
 } from "#domain/delivery";
 import { newEnrollment } from "#domain/enrollment";
 import { ValidationError } from "#domain/errors";
+import { newReplay } from "#domain/replay";
 import type { WebhookAction } from "#domain/workflow";
 import { type LocalAws, startLocalAws } from "#test/local-aws";
 
@@ -107,6 +109,13 @@ describe("listing a workflow's deliveries", () => {
       ...Array.from({ length: 7 }, (_, i) => deliveryOf(workflowId, 1_000 + i, "succeeded")),
     );
     await store(deliveryOf(randomUUID(), 1_003, "succeeded"));
+    await new ReplaysTable(aws.documents, aws.resources.tables.deliveries).create(
+      newReplay({
+        replayId: randomUUID(),
+        selection: { workflowId, since: 0, until: 2_000 },
+        now: 1_004,
+      }),
+    );
 
     // Act
     const pages = await allPages((nextToken) =>

@@ -91,6 +91,25 @@ describe("judging an attempt", () => {
     expect(verdict.status === "failed" && verdict.reason).toMatch(/^retry window exhausted/);
   });
 
+  it("starts the delays over at a minute for a replayed delivery, whatever its attempt number", () => {
+    // Prepare
+    const replayed: Delivery = { ...delivery, attemptCount: 17, policyFromAttempt: 18 };
+
+    // Act
+    const first = judgeAttempt(replayed, attempt(503, { number: 18 }), undefined);
+    const second = judgeAttempt(
+      { ...replayed, firstFailedAt: 1_000_000 },
+      attempt(503, { number: 19, scheduledAt: 1_060_000 }),
+      undefined,
+    );
+    const unreplayed = judgeAttempt(delivery, attempt(503, { number: 18 }), undefined);
+
+    // Assess
+    expect(first).toMatchObject({ status: "retrying", nextAttempt: 19, delayMs: 60_000 });
+    expect(second).toMatchObject({ status: "retrying", nextAttempt: 20, delayMs: 120_000 });
+    expect(unreplayed).toMatchObject({ status: "retrying", delayMs: 8 * 3600_000 });
+  });
+
   it("gives a manual retry of a failed delivery one attempt only", () => {
     const once = { ...delivery, retryMode: "once" as const };
     const verdict = judgeAttempt(once, attempt(503), undefined);

@@ -14,9 +14,11 @@ import {
   type Delivery,
   type DeliverySummary,
   ENROLLMENT_CANCELLED,
+  type RetryMode,
 } from "#domain/delivery";
 import { PayloadTooLargeError } from "#domain/errors";
 import type { DeliveryListQuery } from "#domain/list-queries";
+import type { ReplayCursor, ReplaySelection } from "#domain/replay";
 import type { OutputResult } from "#domain/webhook-outputs";
 import { indexes } from "#shared/contract";
 
@@ -46,6 +48,9 @@ export interface DeliveryPage {
   readonly deliveries: DeliverySummary[];
   readonly nextToken: string | null;
 }
+
+/** A delivery a replay may re-fire, as the index shows it. */
+export type ReplayCandidate = DeliverySummary & Pick<Delivery, "attemptCount" | "replayedBy">;
 
 /**
  * Deliveries and their attempt logs, under the delivery id: the delivery's state (`DELIVERY`),
@@ -253,24 +258,51 @@ export class DeliveriesTable {
    * StaleStateError when the delivery changed since it was read.
    */
   async requestManualRetry(delivery: Delivery, now: number): Promise<number> {
+    return this.makeDue(delivery, now, {
+      retryMode: delivery.status === "failed" ? "once" : delivery.retryMode,
+    });
+  }
+
+  /**
+   * Makes a delivery that failed for good due again now for replay `replayId`, as attempt
+   * `attemptCount + 1`: the retry policy starts over from that attempt, with a new 3-day window.
+   * The delivery is marked with the replay, and a delivery the replay marked already is not made
+   * due again. StaleStateError when the delivery changed since it was read, or was re-fired by this
+   * replay already.
+   */
+  async requestReplay(
+    delivery: Pick<Delivery, "deliveryId" | "status" | "attemptCount">,
+    replayId: string,
+    now: number,
+  ): Promise<number> {
+    return this.makeDue(delivery, now, { retryMode: "auto", replayId });
+  }
+
+  /** The one way a delivery is made due again: conditional on the status and attempts read. */
+  private async makeDue(
+    delivery: Pick<Delivery, "deliveryId" | "status" | "attemptCount">,
+    now: number,
+    change: { readonly retryMode: RetryMode; readonly replayId?: string },
+  ): Promise<number> {
     const attempt = delivery.attemptCount + 1;
+    const replay = change.replayId !== undefined;
     await conditionally(`delivery ${delivery.deliveryId} changed; read it again`, () =>
       this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: delivery.deliveryId, sk: SK },
-          UpdateExpression:
-            "SET #status = :pending, retryMode = :mode, nextAttempt = :attempt, nextAttemptAt = :now, failureReason = :null, updatedAt = :now REMOVE leaseUntil, leaseAttempt",
-          ConditionExpression: "#status = :current AND attemptCount = :count",
+          UpdateExpression: `SET #status = :pending, retryMode = :mode, nextAttempt = :attempt, nextAttemptAt = :now, failureReason = :null, updatedAt = :now${replay ? ", firstFailedAt = :null, policyFromAttempt = :attempt, replayedBy = :replayId" : ""} REMOVE leaseUntil, leaseAttempt`,
+          ConditionExpression: `#status = :current AND attemptCount = :count${replay ? " AND (attribute_not_exists(replayedBy) OR replayedBy <> :replayId)" : ""}`,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
             ":pending": "pending",
-            ":mode": delivery.status === "failed" ? "once" : delivery.retryMode,
+            ":mode": change.retryMode,
             ":attempt": attempt,
             ":now": now,
             ":null": null,
             ":current": delivery.status,
             ":count": delivery.attemptCount,
+            ...(replay ? { ":replayId": change.replayId } : {}),
           },
         }),
       ),
@@ -348,6 +380,33 @@ export class DeliveriesTable {
           : decodePageToken(query.nextToken, (key) => indexKeyWithin(key, window)),
     });
     return { deliveries: items.map(toSummary), nextToken: encodePageToken(next) };
+  }
+
+  /**
+   * The next stretch of a replay's deliveries, newest first, from `cursor`: those that failed for
+   * good, and those this replay re-fired already (so a step run again finds the same ones). At
+   * most `want` of them, reading at most `budget` index entries.
+   */
+  async replayCandidates(
+    selection: ReplaySelection,
+    replayId: string,
+    cursor: ReplayCursor | null,
+    bounds: { readonly want: number; readonly budget: number },
+  ): Promise<{ candidates: ReplayCandidate[]; cursor: ReplayCursor | undefined }> {
+    const { items, next } = await this.readIndex({
+      ...selection,
+      filter: {
+        expression: "#status = :failed OR replayedBy = :replayId",
+        names: { "#status": "status" },
+        values: { ":failed": "failed", ":replayId": replayId },
+      },
+      ...bounds,
+      startKey: cursor === null ? undefined : { ...cursor },
+    });
+    return {
+      candidates: items.map((item) => toSummary(item) as ReplayCandidate),
+      cursor: next,
+    };
   }
 
   /**

@@ -8,7 +8,7 @@ import type { Authentication, ObjectType, WebhookAction, WebhookOutput } from "#
 
 export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed";
 
-/** Why the delivery of an enrollment that was cancelled failed. */
+/** Why the delivery of an enrollment that was cancelled failed; replays leave such deliveries be. */
 export const ENROLLMENT_CANCELLED = "enrollment cancelled";
 
 /**
@@ -48,6 +48,13 @@ export interface Delivery {
   readonly failureReason: string | null;
   /** When the scheduled retry fires (epoch ms, real time), while retrying. */
   readonly retryFiresAt?: number;
+  /**
+   * The attempt the retry policy counts failures from: absent (the first attempt), or the first
+   * attempt of the replay that re-fired the delivery, so its delays start at a minute again.
+   */
+  readonly policyFromAttempt?: number;
+  /** The last replay that re-fired the delivery; a replay re-fires a delivery once. */
+  readonly replayedBy?: string;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
@@ -202,7 +209,7 @@ export function judgeAttempt(
   }
   const firstFailedAt = delivery.firstFailedAt ?? attempt.scheduledAt;
   const decision = decideRetry({
-    attempt: attempt.number,
+    attempt: attempt.number - (delivery.policyFromAttempt ?? 1) + 1,
     scheduledAt: attempt.scheduledAt,
     firstFailedAt,
     statusCode: attempt.statusCode ?? undefined,

@@ -21,6 +21,19 @@ export interface ResumeMessage {
 
 export type WorkflowStepMessage = AdvanceMessage | ResumeMessage;
 
+/**
+ * Workflow-steps lane: run step `step` of a replay, which re-fires one stretch of the failed
+ * deliveries it selects and sends the next step's message.
+ */
+export interface ReplayStepMessage {
+  readonly type: "replay";
+  readonly replayId: string;
+  readonly step: number;
+}
+
+/** Everything the workflow-steps lane carries. */
+export type StepsLaneMessage = WorkflowStepMessage | ReplayStepMessage;
+
 /** Webhook lane: make attempt `attempt` of a delivery. */
 export interface DeliveryAttemptMessage {
   readonly deliveryId: string;
@@ -52,6 +65,18 @@ export function parseWorkflowStepMessage(body: string): WorkflowStepMessage {
       return message as unknown as ResumeMessage;
   }
   throw new MalformedMessageError(`not a workflow step: ${body.slice(0, 200)}`);
+}
+
+/** Reads any message of the workflow-steps lane, refusing anything of another shape. */
+export function parseStepsLaneMessage(body: string): StepsLaneMessage {
+  const message = parseJson(body) as Partial<Record<string, unknown>>;
+  if (message.type === "replay") {
+    if (isId(message.replayId) && isIndex(message.step)) {
+      return { type: "replay", replayId: message.replayId, step: message.step };
+    }
+    throw new MalformedMessageError(`not a replay step: ${body.slice(0, 200)}`);
+  }
+  return parseWorkflowStepMessage(body);
 }
 
 /** Reads a webhook-lane message, refusing anything of another shape. */

@@ -465,6 +465,21 @@ export const requestBodies = {
     pageUrl: z.optional(z.string().check(z.minLength(1), z.maxLength(MAX_PAGE_URL_LENGTH))),
   }),
   createList: z.strictObject({ name: nameSchema }),
+  replayDeliveries: z
+    .strictObject({
+      workflowId: idSchema,
+      since: isoDateTimeSchema,
+      until: z.optional(isoDateTimeSchema),
+    })
+    .check(
+      z.refine(
+        (body) => body.until === undefined || Date.parse(body.until) >= Date.parse(body.since),
+        {
+          path: ["until"],
+          message: "must not be before since",
+        },
+      ),
+    ),
 } as const satisfies Record<RequestBodyName, z.ZodMiniType>;
 
 /** A request body as validated, with defaults applied. */
