@@ -3,7 +3,7 @@ import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { StateTable } from "#infra/constructs/state-tables";
 import { TeamFunction } from "#infra/constructs/team-function";
-import { indexes, tables } from "#shared/contract";
+import { indexes, tables, WORKFLOWS_BY_TRIGGER_TYPE } from "#shared/contract";
 import { scratchStack, synthesize, synthesizeDefault } from "#test/synth";
 
 const { stack, template } = synthesizeDefault();
@@ -85,7 +85,10 @@ describe("the state tables", () => {
       );
     }
     expect(tables.deliveries.indexes).toEqual([indexes.deliveriesByWorkflow]);
-    expect(tables.workflows.indexes).toEqual([indexes.workflowsByCreation]);
+    expect(tables.workflows.indexes).toEqual([
+      WORKFLOWS_BY_TRIGGER_TYPE,
+      indexes.workflowsByCreation,
+    ]);
   });
 
   it("refuse to grant an index a table does not have, or to a function not told of the table", () => {
