@@ -15,6 +15,7 @@ import { createWebhookClient } from "#adapters/webhook-client";
 import { WorkflowEnrollments } from "#adapters/workflow-enrollments";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { TEST_ACTION_RESPONSE_TIMEOUT_MS } from "#app/test-action";
+import { OpenWorkDeadlines } from "#domain/open-work";
 import {
   extraCaCertificates,
   queueUrl,
@@ -29,13 +30,15 @@ import { type ApiDeps, operations } from "./routes.ts";
 
 const tables = tableNames(["apps", "workflows", "records", "enrollments", "deliveries"]);
 const settings = runtimeSettings();
+/** When open work is overdue for the sweeper, on this runtime's clock. */
+const deadlines = new OpenWorkDeadlines(settings.timeScale);
 
 const deps: ApiDeps = {
   apps: new AppsTable(dynamoDocuments, tables.apps),
   workflows: new WorkflowsTable(dynamoDocuments, tables.workflows),
   records: new RecordsTable(dynamoDocuments, tables.records),
-  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
-  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments, deadlines),
+  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries, deadlines),
   lists: new ListsTable(dynamoDocuments, tables.records),
   workflowEnrollments: new WorkflowEnrollments(dynamoDocuments, tables.enrollments),
   replays: new ReplaysTable(dynamoDocuments, tables.deliveries),

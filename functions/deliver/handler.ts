@@ -18,6 +18,7 @@ import {
 } from "#app/delivery-attempts";
 import { HostAdmission } from "#domain/host-admission";
 import { parseDeliveryAttemptMessage } from "#domain/messages";
+import { OpenWorkDeadlines } from "#domain/open-work";
 import {
   extraCaCertificates,
   queueUrl,
@@ -31,10 +32,12 @@ import { sqsConsumer } from "#shared/sqs-consumer";
 
 const tables = tableNames(["apps", "deliveries", "enrollments", "records"]);
 const settings = runtimeSettings();
+/** When open work is overdue for the sweeper, on this runtime's clock. */
+const deadlines = new OpenWorkDeadlines(settings.timeScale);
 
 const deps: DeliveryAttemptsDeps = {
-  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
-  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
+  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries, deadlines),
+  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments, deadlines),
   records: new RecordsTable(dynamoDocuments, tables.records),
   apps: new AppsTable(dynamoDocuments, tables.apps),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),

@@ -13,6 +13,7 @@ import {
   type ReplayStepMessage,
   type WorkflowStepMessage,
 } from "#domain/messages";
+import { OpenWorkDeadlines } from "#domain/open-work";
 import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
 import { queues } from "#shared/contract";
 import { logger, metricNames, metrics } from "#shared/observability";
@@ -20,11 +21,13 @@ import { sqsConsumer } from "#shared/sqs-consumer";
 
 const tables = tableNames(["records", "enrollments", "deliveries"]);
 const settings = runtimeSettings();
+/** When open work is overdue for the sweeper, on this runtime's clock. */
+const deadlines = new OpenWorkDeadlines(settings.timeScale);
 
 const deps: WorkflowStepsDeps = {
-  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
+  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments, deadlines),
   records: new RecordsTable(dynamoDocuments, tables.records),
-  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries, deadlines),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
   webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),
   now: Date.now,

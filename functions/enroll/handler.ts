@@ -14,20 +14,22 @@ import {
   triggeredWorkflowsOnce,
 } from "#app/enrollment-triggers";
 import type { EnrollDeps } from "#app/enrollments";
+import { OpenWorkDeadlines } from "#domain/open-work";
 import { queueUrl, runtimeSettings, tableNames } from "#shared/config";
 import { logger, metricNames, metrics } from "#shared/observability";
 import { streamConsumer } from "#shared/stream-consumer";
 
 const tables = tableNames(["workflows", "records", "enrollments", "deliveries"]);
 const settings = runtimeSettings();
+const deadlines = new OpenWorkDeadlines(settings.timeScale);
 
 // The same dependencies as the API's enroll: a triggered enrollment starts exactly as one through
 // the API, its first webhook action included.
 const deps: EnrollDeps = {
   workflows: new WorkflowsTable(dynamoDocuments, tables.workflows),
   records: new RecordsTable(dynamoDocuments, tables.records),
-  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments),
-  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries),
+  enrollments: new EnrollmentsTable(dynamoDocuments, tables.enrollments, deadlines),
+  deliveries: new DeliveriesTable(dynamoDocuments, tables.deliveries, deadlines),
   workflowSteps: new WorkflowStepsQueue(sqs, queueUrl("workflowSteps")),
   webhookLane: new WebhookLaneQueue(sqs, queueUrl("webhookLane")),
   now: Date.now,

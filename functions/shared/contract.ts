@@ -108,6 +108,20 @@ export const indexes = {
   },
 } as const satisfies Record<string, IndexDefinition>;
 
+/**
+ * The open-work index of the enrollments and deliveries tables: only an enrollment or delivery
+ * that has not ended carries `sweepShard` and `sweepAt`, the time by which it should have moved
+ * (epoch ms), so the sweeper reads the work that is overdue and nothing else. The shard spreads
+ * the index's writes over partitions (`domain/open-work.ts`). Keys only: an entry costs one
+ * write unit whatever the size of the item it stands for, and the sweeper reads the item itself.
+ */
+export const openWorkIndex = {
+  name: "open-work",
+  partitionKey: { name: "sweepShard", type: "N" },
+  sortKey: { name: "sweepAt", type: "N" },
+  projection: "KEYS_ONLY",
+} as const satisfies IndexDefinition;
+
 /** The five tables: apps, workflows, records, and the state of enrollments and deliveries. */
 export const tables = {
   apps: { name: "apps", envVar: "APPS_TABLE" },
@@ -120,13 +134,13 @@ export const tables = {
   enrollments: {
     name: "enrollments",
     envVar: "ENROLLMENTS_TABLE",
-    indexes: [ENROLLMENTS_BY_WORKFLOW, ENROLLMENTS_BY_WORKFLOW_RECORD],
+    indexes: [ENROLLMENTS_BY_WORKFLOW, ENROLLMENTS_BY_WORKFLOW_RECORD, openWorkIndex],
   },
   deliveries: {
     name: "deliveries",
     envVar: "DELIVERIES_TABLE",
     ttlAttribute: "expiresAt",
-    indexes: [indexes.deliveriesByWorkflow],
+    indexes: [indexes.deliveriesByWorkflow, openWorkIndex],
   },
 } as const satisfies Record<string, TableDefinition>;
 
@@ -229,6 +243,11 @@ export const retryScheduler = {
   roleArnEnvVar: "RETRY_SCHEDULER_ROLE_ARN",
   deadLetterArnEnvVar: "RETRY_SCHEDULER_DLQ_ARN",
   defaultGroupName: "webhook-retries",
+  /**
+   * How long EventBridge Scheduler keeps trying to put a fired retry on the lane before it gives
+   * the retry to its dead-letter queue; the sweeper waits this out before it re-sends a retry.
+   */
+  targetMaximumEventAgeSeconds: 3600,
 } as const;
 
 /** The custom metrics the functions emit (CloudWatch EMF) and the dashboard and alarms read. */

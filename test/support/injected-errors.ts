@@ -1,4 +1,4 @@
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { MiddlewareStack } from "@smithy/types";
 
 /** Errors injected into an SDK client, counted. */
 export interface InjectedErrors {
@@ -7,21 +7,30 @@ export interface InjectedErrors {
   remove(): void;
 }
 
+/** An AWS SDK client (or DynamoDB document client), whose middleware stack takes the injection. */
+export interface InjectableClient {
+  /** Any client's stack, whatever its input and output types. */
+  readonly middlewareStack: MiddlewareStack<any, any>;
+}
+
 /**
  * Makes `client` fail its next `times` commands named `commandName` (such as `PutItemCommand`)
  * with the error `make` returns, before they leave the process, as the service would answer.
+ * `when` narrows the commands to those whose input it accepts (the input as the caller gave it).
  */
 export function injectErrors(
-  client: DynamoDBClient,
+  client: InjectableClient,
   commandName: string,
   make: () => Error,
   times = Number.POSITIVE_INFINITY,
+  when: (input: Record<string, unknown>) => boolean = () => true,
 ): InjectedErrors {
   const name = `inject-${commandName}-${Math.random().toString(36).slice(2)}`;
   let injected = 0;
   client.middlewareStack.add(
     (next, context) => async (args) => {
       if (context.commandName !== commandName || injected >= times) return next(args);
+      if (!when(args.input as Record<string, unknown>)) return next(args);
       injected += 1;
       throw make();
     },

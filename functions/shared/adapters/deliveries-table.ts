@@ -1,12 +1,21 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
   type DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   QueryCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
 import type { TransactItem } from "#adapters/dynamodb-client";
+import {
+  ended,
+  OpenWorkIndex,
+  type OpenWorkMarks,
+  openWorkAttributes,
+  splitOpenWork,
+  stillOpen,
+} from "#adapters/open-work-index";
 import { decodePageToken, encodePageToken, hasExactly, type PageKey } from "#adapters/page-tokens";
 import {
   type Attempt,
@@ -18,6 +27,7 @@ import {
 } from "#domain/delivery";
 import { PayloadTooLargeError } from "#domain/errors";
 import type { DeliveryListQuery } from "#domain/list-queries";
+import { OpenWorkDeadlines } from "#domain/open-work";
 import type { ReplayCursor, ReplaySelection } from "#domain/replay";
 import type { OutputResult } from "#domain/webhook-outputs";
 import { indexes } from "#shared/contract";
@@ -58,12 +68,20 @@ export type ReplayCandidate = DeliverySummary & Pick<Delivery, "attemptCount" | 
  * (`ATTEMPT#0001`...). The body lives apart because every attempt updates the state twice (its
  * lease and its outcome), and a write costs by the size of the item it changes: kept apart, a
  * small state costs one write unit per update whatever the size of the record sent.
+ *
+ * A pending or retrying delivery's state is in the open-work index, due by when its next attempt
+ * should have been made (`deadlines`); the writes that move it keep its place there.
  */
 export class DeliveriesTable {
+  private readonly openWork: OpenWorkIndex;
+
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly tableName: string,
-  ) {}
+    private readonly deadlines: OpenWorkDeadlines = new OpenWorkDeadlines(),
+  ) {
+    this.openWork = new OpenWorkIndex(documents, tableName);
+  }
 
   /**
    * Stores a new delivery; false when it already exists (the action ran before). The body goes
@@ -81,7 +99,79 @@ export class DeliveriesTable {
       }
       await this.putOnce({ pk: delivery.deliveryId, sk: BODY_SK, bodyGzip });
     }
-    return this.putOnce({ pk: delivery.deliveryId, sk: SK, ...state });
+    return this.putOnce({
+      pk: delivery.deliveryId,
+      sk: SK,
+      ...state,
+      ...(isOpen(delivery)
+        ? openWorkAttributes(delivery.deliveryId, this.deadlines.attempt(delivery.updatedAt))
+        : {}),
+    });
+  }
+
+  /**
+   * A delivery's state without its body, with the lease of an attempt in flight and its place in
+   * the open-work index: what the sweeper and a manual retry decide on.
+   */
+  async readState(deliveryId: string): Promise<DeliveryState | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: deliveryId, sk: SK },
+        ConsistentRead: true,
+      }),
+    );
+    if (!Item) return undefined;
+    const { rest, marks } = splitOpenWork(Item);
+    return {
+      delivery: toDelivery([rest]) as Delivery,
+      leaseUntil: typeof rest.leaseUntil === "number" ? rest.leaseUntil : undefined,
+      marks,
+    };
+  }
+
+  /** Ids of open deliveries of one index shard due at `now` or before; see OpenWorkIndex. */
+  overdue(shard: number, now: number, limit: number): Promise<string[]> {
+    return this.openWork.overdue(shard, now, limit);
+  }
+
+  /**
+   * Leaves an open delivery due again at `until` (counting a resume when the sweeper re-sent its
+   * attempt), as long as it stands where it stood when read. StaleStateError otherwise.
+   */
+  async postponeSweep(delivery: Delivery, change: { until: number; resumed: boolean }) {
+    await this.openWork.postpone({ pk: delivery.deliveryId, sk: SK }, change, standing(delivery));
+  }
+
+  /** Takes a delivery that has ended out of the open-work index. StaleStateError if it moved. */
+  async clearSweep(delivery: Delivery): Promise<void> {
+    await this.openWork.clear({ pk: delivery.deliveryId, sk: SK }, standing(delivery));
+  }
+
+  /**
+   * Fails an open delivery for good with `reason`, unless it moved since it was read or an
+   * attempt of it is in flight (StaleStateError). Its next attempt, if it comes, is skipped.
+   */
+  async failOpen(delivery: Delivery, reason: string, now: number): Promise<void> {
+    const condition = standing(delivery);
+    await conditionally(`delivery ${delivery.deliveryId} moved or has an attempt in flight`, () =>
+      this.documents.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: delivery.deliveryId, sk: SK },
+          UpdateExpression: `SET #status = :failed, nextAttempt = :null, nextAttemptAt = :null, failureReason = :reason, updatedAt = :now REMOVE leaseUntil, leaseAttempt, ${ended.remove}`,
+          ConditionExpression: `${condition.expression} AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)`,
+          ExpressionAttributeNames: condition.names,
+          ExpressionAttributeValues: {
+            ...condition.values,
+            ":failed": "failed",
+            ":null": null,
+            ":reason": reason,
+            ":now": now,
+          },
+        }),
+      ),
+    );
   }
 
   /** A delivery with its body, in one query. */
@@ -189,13 +279,18 @@ export class DeliveriesTable {
     verdict: AttemptVerdict,
     now: number,
   ): Promise<void> {
+    const openWork =
+      verdict.status === "retrying"
+        ? stillOpen(delivery.deliveryId, this.deadlines.retry(now, verdict.firesAt))
+        : ended;
     const values: Record<string, unknown> = {
       ":attempt": attempt.number,
       ":status": verdict.status,
       ":now": now,
+      ...openWork.values,
     };
-    let set = "#status = :status, attemptCount = :attempt, updatedAt = :now";
-    const remove = "leaseUntil, leaseAttempt";
+    let set = `#status = :status, attemptCount = :attempt, updatedAt = :now${openWork.set}`;
+    const remove = `leaseUntil, leaseAttempt, ${openWork.remove}`;
     if (verdict.status === "retrying") {
       set +=
         ", nextAttempt = :next, nextAttemptAt = :nextAt, firstFailedAt = :firstFailedAt, retryFiresAt = :firesAt";
@@ -286,12 +381,13 @@ export class DeliveriesTable {
   ): Promise<number> {
     const attempt = delivery.attemptCount + 1;
     const replay = change.replayId !== undefined;
+    const openWork = stillOpen(delivery.deliveryId, this.deadlines.attempt(now));
     await conditionally(`delivery ${delivery.deliveryId} changed; read it again`, () =>
       this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: delivery.deliveryId, sk: SK },
-          UpdateExpression: `SET #status = :pending, retryMode = :mode, nextAttempt = :attempt, nextAttemptAt = :now, failureReason = :null, updatedAt = :now${replay ? ", firstFailedAt = :null, policyFromAttempt = :attempt, replayedBy = :replayId" : ""} REMOVE leaseUntil, leaseAttempt`,
+          UpdateExpression: `SET #status = :pending, retryMode = :mode, nextAttempt = :attempt, nextAttemptAt = :now, failureReason = :null, updatedAt = :now${replay ? ", firstFailedAt = :null, policyFromAttempt = :attempt, replayedBy = :replayId" : ""}${openWork.set} REMOVE leaseUntil, leaseAttempt, ${openWork.remove}`,
           ConditionExpression: `#status = :current AND attemptCount = :count${replay ? " AND (attribute_not_exists(replayedBy) OR replayedBy <> :replayId)" : ""}`,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
@@ -303,6 +399,7 @@ export class DeliveriesTable {
             ":current": delivery.status,
             ":count": delivery.attemptCount,
             ...(replay ? { ":replayId": change.replayId } : {}),
+            ...openWork.values,
           },
         }),
       ),
@@ -320,8 +417,7 @@ export class DeliveriesTable {
       Update: {
         TableName: this.tableName,
         Key: { pk: delivery.deliveryId, sk: SK },
-        UpdateExpression:
-          "SET #status = :failed, failureReason = :reason, nextAttempt = :null, nextAttemptAt = :null, updatedAt = :now REMOVE leaseUntil, leaseAttempt",
+        UpdateExpression: `SET #status = :failed, failureReason = :reason, nextAttempt = :null, nextAttemptAt = :null, updatedAt = :now REMOVE leaseUntil, leaseAttempt, ${ended.remove}`,
         ConditionExpression: "#status = :current AND nextAttempt = :next",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
@@ -474,14 +570,43 @@ export class DeliveriesTable {
   }
 }
 
+/** A delivery's state, as `readState` gives it. */
+export interface DeliveryState {
+  /** Without its body. */
+  readonly delivery: Delivery;
+  /** Until when a consumer holds the lease on an attempt (epoch ms), if one took it. */
+  readonly leaseUntil: number | undefined;
+  readonly marks: OpenWorkMarks;
+}
+
+/** Whether a delivery has attempts to come. */
+function isOpen(delivery: Pick<Delivery, "status">): boolean {
+  return delivery.status === "pending" || delivery.status === "retrying";
+}
+
+/** The delivery's state as read, so a sweeper's write never undoes a move. */
+function standing(delivery: Delivery) {
+  const next = delivery.nextAttempt;
+  return {
+    expression: `#status = :status AND attemptCount = :count${next === null ? "" : " AND nextAttempt = :next"}`,
+    names: { "#status": "status" },
+    values: {
+      ":status": delivery.status,
+      ":count": delivery.attemptCount,
+      ...(next === null ? {} : { ":next": next }),
+    },
+  };
+}
+
 function attemptKey(number: number): string {
   return `${ATTEMPT_PREFIX}${String(number).padStart(4, "0")}`;
 }
 
 /** The delivery among a query's items, with its body when the body item is among them. */
 function toDelivery(items: readonly Record<string, unknown>[]): Delivery | undefined {
-  const state = items.find((item) => item.sk === SK);
-  if (!state) return undefined;
+  const found = items.find((item) => item.sk === SK);
+  if (!found) return undefined;
+  const state = splitOpenWork(found).rest;
   const { pk: _pk, sk: _sk, leaseUntil: _lease, leaseAttempt: _leaseAttempt, ...rest } = state;
   const bodyGzip = items.find((item) => item.sk === BODY_SK)?.bodyGzip;
   const body = bodyGzip instanceof Uint8Array ? gunzipSync(bodyGzip).toString("utf8") : undefined;

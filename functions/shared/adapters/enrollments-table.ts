@@ -9,6 +9,16 @@ import {
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
 import type { TransactItem } from "#adapters/dynamodb-client";
 import {
+  ended,
+  type OpenWorkClauses,
+  OpenWorkIndex,
+  type OpenWorkMarks,
+  openWorkAttributes,
+  progressed,
+  splitOpenWork,
+  stillOpen,
+} from "#adapters/open-work-index";
+import {
   type ActionStatus,
   type Enrollment,
   type EnrollmentStatus,
@@ -16,6 +26,7 @@ import {
   statusAfter,
 } from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
+import { OpenWorkDeadlines } from "#domain/open-work";
 
 const SK = "ENROLLMENT";
 const LOCK_SK = "ACTIVE";
@@ -33,12 +44,19 @@ const RUNNING_VALUES = { ":active": "active", ":waiting": "waiting" } as const;
  * ended, which saves a write on every enrollment that ends, and most records are enrolled in a
  * workflow once. Every move of an enrollment is a conditional write on its current action: a
  * step processed twice moves it once.
+ * An unfinished enrollment is in the open-work index, due by when its current action should
+ * have moved (`deadlines`); the writes that move it keep its place there.
  */
 export class EnrollmentsTable {
+  private readonly openWork: OpenWorkIndex;
+
   constructor(
     private readonly documents: DynamoDBDocumentClient,
     private readonly tableName: string,
-  ) {}
+    private readonly deadlines: OpenWorkDeadlines = new OpenWorkDeadlines(),
+  ) {
+    this.openWork = new OpenWorkIndex(documents, tableName);
+  }
 
   /**
    * Stores a new enrollment; ConflictError when the record is already active in the workflow, or
@@ -57,6 +75,12 @@ export class EnrollmentsTable {
             sk: SK,
             ...enrollment,
             workflowRecord: workflowRecordKey(enrollment.workflowId, enrollment.objectId),
+            ...(hasEnded(enrollment)
+              ? {}
+              : openWorkAttributes(
+                  enrollment.enrollmentId,
+                  this.deadlines.step(enrollment.updatedAt),
+                )),
           },
           ConditionExpression: "attribute_not_exists(pk)",
         }),
@@ -154,26 +178,72 @@ export class EnrollmentsTable {
       }),
     );
     if (!Item) return undefined;
-    const { pk: _pk, sk: _sk, workflowRecord: _workflowRecord, ...enrollment } = Item;
-    return enrollment as Enrollment;
+    return toEnrollment(Item).enrollment;
+  }
+
+  /** An enrollment with its place in the open-work index, for the sweeper. */
+  async getForSweep(
+    enrollmentId: string,
+  ): Promise<{ enrollment: Enrollment; marks: OpenWorkMarks } | undefined> {
+    const { Item } = await this.documents.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: { pk: enrollmentId, sk: SK },
+        ConsistentRead: true,
+      }),
+    );
+    return Item ? toEnrollment(Item) : undefined;
+  }
+
+  /** Ids of unfinished enrollments of one index shard due at `now` or before; see OpenWorkIndex. */
+  overdue(shard: number, now: number, limit: number): Promise<string[]> {
+    return this.openWork.overdue(shard, now, limit);
   }
 
   /**
-   * Marks the pending action at `index` as running and the enrollment as waiting on it.
-   * StaleStateError when another consumer started it first.
+   * Leaves an unfinished enrollment due again at `until` (counting a resume when the sweeper
+   * resumed it), as long as it stands where it stood when read. StaleStateError otherwise.
+   */
+  async postponeSweep(
+    enrollment: Enrollment,
+    change: { until: number; resumed: boolean },
+  ): Promise<void> {
+    await this.openWork.postpone(
+      { pk: enrollment.enrollmentId, sk: SK },
+      change,
+      standingCondition(enrollment),
+    );
+  }
+
+  /** Takes an enrollment that has ended out of the open-work index. StaleStateError if it moved. */
+  async clearSweep(enrollment: Enrollment): Promise<void> {
+    await this.openWork.clear(
+      { pk: enrollment.enrollmentId, sk: SK },
+      standingCondition(enrollment),
+    );
+  }
+
+  /**
+   * Marks the pending action at `index` as running and the enrollment as waiting on it: a delay
+   * until `resumeAt`, when given; a webhook's delivery keeps the time by which the action should
+   * have moved. StaleStateError when another consumer started it first.
    */
   async startAction(
     enrollment: Enrollment,
     index: number,
-    change: { now: number; deliveryId?: string },
+    change: { now: number; deliveryId?: string; resumeAt?: number },
   ): Promise<void> {
     const action = `actions[${index}]`;
+    const openWork =
+      change.resumeAt === undefined
+        ? progressed
+        : stillOpen(enrollment.enrollmentId, this.deadlines.delay(change.resumeAt));
     await conditionally(`action ${index} of ${enrollment.enrollmentId} already started`, () =>
       this.documents.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: enrollment.enrollmentId, sk: SK },
-          UpdateExpression: `SET ${action}.#status = :running, ${action}.startedAt = :now, #status = :waiting, updatedAt = :now${setDeliveryId(action, change.deliveryId)}`,
+          UpdateExpression: `SET ${action}.#status = :running, ${action}.startedAt = :now, #status = :waiting, updatedAt = :now${setDeliveryId(action, change.deliveryId)}${openWork.set} REMOVE ${openWork.remove}`,
           ConditionExpression: `currentIndex = :index AND ${action}.#status = :pending AND ${STILL_RUNNING}`,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
@@ -183,6 +253,7 @@ export class EnrollmentsTable {
             ":now": change.now,
             ":index": index,
             ...(change.deliveryId ? { ":deliveryId": change.deliveryId } : {}),
+            ...openWork.values,
           },
         }),
       ),
@@ -204,10 +275,14 @@ export class EnrollmentsTable {
   ): Promise<EnrollmentStatus> {
     const next = statusAfter(enrollment, index);
     const action = `actions[${index}]`;
+    const openWork: OpenWorkClauses =
+      next === "completed"
+        ? ended
+        : stillOpen(enrollment.enrollmentId, this.deadlines.step(change.now));
     const update = {
       TableName: this.tableName,
       Key: { pk: enrollment.enrollmentId, sk: SK },
-      UpdateExpression: `SET ${action}.#status = :done, ${action}.finishedAt = :now, currentIndex = :next, #status = :enrollmentStatus, updatedAt = :now${setDeliveryId(action, change.deliveryId)}`,
+      UpdateExpression: `SET ${action}.#status = :done, ${action}.finishedAt = :now, currentIndex = :next, #status = :enrollmentStatus, updatedAt = :now${setDeliveryId(action, change.deliveryId)}${openWork.set} REMOVE ${openWork.remove}`,
       ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running) AND ${STILL_RUNNING}`,
       ExpressionAttributeNames: { "#status": "status" },
       ExpressionAttributeValues: {
@@ -220,6 +295,7 @@ export class EnrollmentsTable {
         ":pending": "pending",
         ":running": "running",
         ...(change.deliveryId ? { ":deliveryId": change.deliveryId } : {}),
+        ...openWork.values,
       },
     };
     await conditionally(`action ${index} of ${enrollment.enrollmentId} already finished`, () =>
@@ -244,7 +320,7 @@ export class EnrollmentsTable {
         new UpdateCommand({
           TableName: this.tableName,
           Key: { pk: enrollment.enrollmentId, sk: SK },
-          UpdateExpression: `SET ${action}.#status = :failed, ${action}.finishedAt = :now, #status = :failed, failureReason = :reason, updatedAt = :now`,
+          UpdateExpression: `SET ${action}.#status = :failed, ${action}.finishedAt = :now, #status = :failed, failureReason = :reason, updatedAt = :now REMOVE ${ended.remove}`,
           ConditionExpression: `currentIndex = :index AND ${action}.#status IN (:pending, :running) AND ${STILL_RUNNING}`,
           ExpressionAttributeNames: { "#status": "status" },
           ExpressionAttributeValues: {
@@ -280,7 +356,7 @@ export class EnrollmentsTable {
               Update: {
                 TableName: this.tableName,
                 Key: { pk: enrollment.enrollmentId, sk: SK },
-                UpdateExpression: "SET #status = :cancelled, updatedAt = :now",
+                UpdateExpression: `SET #status = :cancelled, updatedAt = :now REMOVE ${ended.remove}`,
                 ConditionExpression: `${STILL_RUNNING} AND currentIndex = :index`,
                 ExpressionAttributeNames: { "#status": "status" },
                 ExpressionAttributeValues: {
@@ -303,6 +379,31 @@ export class EnrollmentsTable {
 /** The `workflowRecord` attribute of an enrollment: the key of the per-record index. */
 export function workflowRecordKey(workflowId: string, objectId: string): string {
   return `${workflowId}#${objectId}`;
+}
+
+/** The enrollment's state as read, item and action, so a sweeper's write never undoes a move. */
+function standingCondition(enrollment: Enrollment) {
+  const index = enrollment.currentIndex;
+  const current = enrollment.actions[index];
+  return {
+    expression: `currentIndex = :index AND #status = :status${current ? ` AND actions[${index}].#status = :actionStatus` : ""}`,
+    names: { "#status": "status" },
+    values: {
+      ":index": index,
+      ":status": enrollment.status,
+      ...(current ? { ":actionStatus": current.status } : {}),
+    },
+  };
+}
+
+/** An enrollment as stored, without its keys, and its place in the open-work index. */
+function toEnrollment(item: Record<string, unknown>): {
+  enrollment: Enrollment;
+  marks: OpenWorkMarks;
+} {
+  const { rest, marks } = splitOpenWork(item);
+  const { pk: _pk, sk: _sk, workflowRecord: _workflowRecord, ...enrollment } = rest;
+  return { enrollment: enrollment as unknown as Enrollment, marks };
 }
 
 /** The clause that records an action's delivery id, when it has one. */

@@ -8,6 +8,7 @@ import {
 import { retryScheduleName } from "#domain/delivery";
 import type { DeliveryAttemptMessage } from "#domain/messages";
 import type { RetryScheduleGroup, RetrySchedulerSettings } from "#shared/config";
+import { retryScheduler } from "#shared/contract";
 
 /**
  * The retry schedules in EventBridge Scheduler: one one-time `at(...)` schedule per retry, in the
@@ -44,7 +45,10 @@ export class RetrySchedules<Settings extends RetryScheduleGroup = RetryScheduler
             Arn: this.settings.laneQueueArn,
             RoleArn: this.settings.roleArn,
             Input: JSON.stringify(message),
-            RetryPolicy: { MaximumRetryAttempts: 10, MaximumEventAgeInSeconds: 3600 },
+            RetryPolicy: {
+              MaximumRetryAttempts: 10,
+              MaximumEventAgeInSeconds: retryScheduler.targetMaximumEventAgeSeconds,
+            },
             ...(this.settings.deadLetterArn
               ? { DeadLetterConfig: { Arn: this.settings.deadLetterArn } }
               : {}),

@@ -118,16 +118,12 @@ async function startDelay(
 ): Promise<StepReport> {
   const now = deps.now();
   const waitMs = action.seconds * 1000 * deps.timeScale;
+  const resumeAt = now + waitMs;
   await deps.workflowSteps.send(
-    {
-      type: "resume",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: index,
-      resumeAt: now + waitMs,
-    },
+    { type: "resume", enrollmentId: enrollment.enrollmentId, actionIndex: index, resumeAt },
     waitMs / 1000,
   );
-  await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now }));
+  await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now, resumeAt }));
   return { kind: "waiting", actionType: "delay" };
 }
 

@@ -1,0 +1,364 @@
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { makeDeliveryAttempt } from "#app/delivery-attempts";
+import { failAction } from "#app/enrollment-progress";
+import type { SweepFinding } from "#app/sweeper";
+import { runWorkflowStep } from "#app/workflow-steps";
+import { deliveryIdFor } from "#domain/delivery";
+import type { Enrollment } from "#domain/enrollment";
+import {
+  ATTEMPT_STALL_MS,
+  MAX_SWEEP_RESUMES,
+  RETRY_FIRE_SLACK_MS,
+  STEP_STALL_MS,
+} from "#domain/open-work";
+import type { WorkflowAction } from "#domain/workflow";
+import { type ClockedSystem, startClockedSystem } from "#test/clocked-system";
+import { injectErrors } from "#test/injected-errors";
+
+/**
+ * The sweeper's app function against DynamoDB Local and the SQS emulator, on a controlled clock:
+ * work that stopped moving (a lost message or schedule, a follow-up that never happened) is
+ * resumed once it is overdue and not before, work that can never move fails with the reason, and
+ * work that is waiting for good reason is left alone.
+ */
+let system: ClockedSystem;
+
+beforeAll(async () => {
+  system = await startClockedSystem();
+});
+
+afterAll(async () => {
+  await system?.stop();
+});
+
+beforeEach(async () => {
+  await system.settle();
+  system.answer = () => ({ status: 200, body: "ok" });
+});
+
+const webhook = (path: string): WorkflowAction => ({
+  type: "webhook",
+  url: system.receiver.url(path),
+  method: "POST",
+  body: { type: "all" },
+});
+
+/** The findings of a run about the enrollment or delivery `id`. */
+function about(findings: readonly SweepFinding[], id: string): SweepFinding[] {
+  return findings.filter((finding) =>
+    finding.work === "enrollment" ? finding.enrollmentId === id : finding.deliveryId === id,
+  );
+}
+
+/** Runs the enrollment's first step by hand, and loses whatever it sent to the lanes. */
+async function firstStepThenLoseMessages(enrollment: Enrollment): Promise<void> {
+  await system.aws.drain("workflowSteps");
+  await runWorkflowStep(system.steps, {
+    type: "advance",
+    enrollmentId: enrollment.enrollmentId,
+    actionIndex: 0,
+  });
+  await system.aws.drain("workflowSteps");
+  await system.aws.drain("webhookLane");
+}
+
+const deliveryOf = (enrollment: Enrollment, index = 0) =>
+  deliveryIdFor(enrollment.enrollmentId, enrollment.actions[index]?.actionId ?? "");
+
+describe("the sweeper", () => {
+  it("finds nothing to do where work moved by itself", async () => {
+    // Prepare
+    const enrollment = await system.enroll([
+      { type: "setProperty", property: "stage", value: "lead" },
+      webhook("/by-itself"),
+    ]);
+    await system.settle();
+
+    // Act
+    system.clock.now += 24 * 3600_000;
+    const run = await system.sweep();
+
+    // Assess
+    expect((await system.tables.enrollments.get(enrollment.enrollmentId))?.status).toBe(
+      "completed",
+    );
+    expect(run).toEqual({ findings: [], complete: true });
+  });
+
+  it("re-sends the step of an enrollment whose step message was lost, once it is overdue", async () => {
+    // Prepare
+    const enrollment = await system.enroll([{ type: "setProperty", property: "a", value: "1" }]);
+    await system.aws.drain("workflowSteps");
+    const started = system.clock.now;
+
+    // Act
+    system.clock.now = started + STEP_STALL_MS - 1;
+    const early = await system.sweep();
+    system.clock.now = started + STEP_STALL_MS;
+    const due = await system.sweep();
+    await system.settle();
+
+    // Assess
+    expect(about(early.findings, enrollment.enrollmentId)).toEqual([]);
+    expect(about(due.findings, enrollment.enrollmentId)).toEqual([
+      expect.objectContaining({
+        work: "enrollment",
+        kind: "resumed",
+        sent: "advance",
+        reason: "setProperty action 0 was pending with no step to move it",
+        workflowId: enrollment.workflowId,
+      }),
+    ]);
+    expect((await system.tables.enrollments.get(enrollment.enrollmentId))?.status).toBe(
+      "completed",
+    );
+  });
+
+  it("resumes a delay whose hop was lost, once the delay is over and overdue", async () => {
+    // Prepare
+    const enrollment = await system.enroll([{ type: "delay", seconds: 3600 }]);
+    await firstStepThenLoseMessages(enrollment);
+    const resumeAt = system.clock.now + 3600_000;
+
+    // Act
+    system.clock.now = resumeAt + STEP_STALL_MS - 1;
+    const early = await system.sweep();
+    system.clock.now = resumeAt + STEP_STALL_MS;
+    const due = await system.sweep();
+    await system.settle();
+
+    // Assess
+    expect(about(early.findings, enrollment.enrollmentId)).toEqual([]);
+    expect(about(due.findings, enrollment.enrollmentId)).toEqual([
+      expect.objectContaining({ kind: "resumed", sent: "resume" }),
+    ]);
+    const stored = await system.tables.enrollments.get(enrollment.enrollmentId);
+    expect(stored?.status).toBe("completed");
+    expect(stored?.actions[0]?.finishedAt).toBeGreaterThanOrEqual(resumeAt);
+  });
+
+  it("re-sends an attempt whose lane message was lost, and leaves the waiting enrollment be", async () => {
+    // Prepare
+    const enrollment = await system.enroll([webhook("/lost-attempt")]);
+    await firstStepThenLoseMessages(enrollment);
+    const deliveryId = deliveryOf(enrollment);
+    const created = system.clock.now;
+
+    // Act
+    system.clock.now = created + ATTEMPT_STALL_MS;
+    const run = await system.sweep();
+    await system.settle();
+
+    // Assess
+    expect(about(run.findings, deliveryId)).toEqual([
+      expect.objectContaining({
+        work: "delivery",
+        deliveryId,
+        kind: "resumed",
+        sent: "attempt 1",
+        reason: "attempt 1 was due and not made",
+      }),
+    ]);
+    expect(about(run.findings, enrollment.enrollmentId)).toContainEqual(
+      expect.objectContaining({
+        work: "enrollment",
+        kind: "postponed",
+        reason: "delivery is pending",
+      }),
+    );
+    expect(system.receiver.requestsTo("/lost-attempt")).toHaveLength(1);
+    expect((await system.tables.deliveries.get(deliveryId))?.status).toBe("succeeded");
+    expect((await system.tables.enrollments.get(enrollment.enrollmentId))?.status).toBe(
+      "completed",
+    );
+  });
+
+  it("re-sends a retry whose schedule was lost, once the schedule's slack is over", async () => {
+    // Prepare
+    system.answer = (request) =>
+      request.headers["x-delivery-attempt"] === "1" ? { status: 503 } : { status: 200 };
+    const enrollment = await system.enroll([webhook("/lost-retry")]);
+    await firstStepThenLoseMessages(enrollment);
+    const deliveryId = deliveryOf(enrollment);
+    await makeDeliveryAttempt(system.deliver, { deliveryId, attempt: 1 });
+    const lost = system.loseSchedules();
+    const retrying = await system.tables.deliveries.get(deliveryId);
+    const firesAt = retrying?.retryFiresAt ?? 0;
+
+    // Act
+    system.clock.now = firesAt + RETRY_FIRE_SLACK_MS + ATTEMPT_STALL_MS - 1;
+    const early = await system.sweep();
+    system.clock.now += 1;
+    const due = await system.sweep();
+    await system.settle();
+
+    // Assess
+    expect(lost).toBe(1);
+    expect(retrying).toMatchObject({ status: "retrying", nextAttempt: 2 });
+    expect(about(early.findings, deliveryId)).toEqual([]);
+    expect(about(due.findings, deliveryId)).toEqual([
+      expect.objectContaining({
+        kind: "resumed",
+        sent: "attempt 2",
+        reason: `retry 2 was due at ${new Date(retrying?.nextAttemptAt ?? 0).toISOString()} and did not fire`,
+      }),
+    ]);
+    expect(
+      system.receiver.requestsTo("/lost-retry").map((r) => r.headers["x-delivery-attempt"]),
+    ).toEqual(["1", "2"]);
+    expect((await system.tables.enrollments.get(enrollment.enrollmentId))?.status).toBe(
+      "completed",
+    );
+  });
+
+  it("finishes the webhook action of a delivery that ended while its enrollment stayed behind", async () => {
+    // Prepare: the lane records the delivery's success, then cannot move the enrollment
+    const enrollment = await system.enroll([
+      webhook("/ended"),
+      { type: "setProperty", property: "synced", value: "yes" },
+    ]);
+    await firstStepThenLoseMessages(enrollment);
+    const deliveryId = deliveryOf(enrollment);
+    const outage = injectErrors(
+      system.aws.documents,
+      "UpdateItemCommand",
+      () => new Error("injected: service unavailable"),
+      1,
+      (input) => String(input.UpdateExpression).includes("currentIndex = :next"),
+    );
+    const failed = await makeDeliveryAttempt(system.deliver, { deliveryId, attempt: 1 }).catch(
+      (error: unknown) => error,
+    );
+    outage.remove();
+
+    // Act
+    system.clock.now = enrollment.createdAt + STEP_STALL_MS;
+    const run = await system.sweep();
+    await system.settle();
+
+    // Assess
+    expect(failed).toBeInstanceOf(Error);
+    expect((await system.tables.deliveries.get(deliveryId))?.status).toBe("succeeded");
+    expect(about(run.findings, enrollment.enrollmentId)).toEqual([
+      expect.objectContaining({
+        work: "enrollment",
+        deliveryId,
+        kind: "resumed",
+        reason: "delivery succeeded but its webhook action was not finished",
+      }),
+    ]);
+    const stored = await system.tables.enrollments.get(enrollment.enrollmentId);
+    expect(stored?.status).toBe("completed");
+    expect(stored?.actions.map((action) => action.status)).toEqual(["succeeded", "succeeded"]);
+  });
+
+  it("fails an open delivery whose enrollment ended, with the reason", async () => {
+    // Prepare
+    const enrollment = await system.enroll([webhook("/orphan")]);
+    await firstStepThenLoseMessages(enrollment);
+    const deliveryId = deliveryOf(enrollment);
+    const waiting = await system.tables.enrollments.get(enrollment.enrollmentId);
+    await failAction(system.steps, waiting as Enrollment, 0, "ended by an operator");
+
+    // Act
+    system.clock.now = enrollment.createdAt + ATTEMPT_STALL_MS;
+    const run = await system.sweep();
+    await system.settle();
+
+    // Assess
+    expect(about(run.findings, deliveryId)).toEqual([
+      expect.objectContaining({ kind: "failed", reason: "enrollment failed" }),
+    ]);
+    expect(await system.tables.deliveries.get(deliveryId)).toMatchObject({
+      status: "failed",
+      nextAttempt: null,
+      failureReason: "enrollment failed",
+    });
+    expect(system.receiver.requestsTo("/orphan")).toHaveLength(0);
+  });
+
+  it(`fails a step that no resume moves, after ${MAX_SWEEP_RESUMES} resumes spaced twice as far each time`, async () => {
+    // Prepare: every step sent for this enrollment is lost
+    const enrollment = await system.enroll([{ type: "setProperty", property: "a", value: "1" }]);
+    await system.aws.drain("workflowSteps");
+    const started = system.clock.now;
+    const resumedAt: number[] = [];
+    let due = started + STEP_STALL_MS;
+
+    // Act
+    let last: SweepFinding[] = [];
+    for (let run = 0; run <= MAX_SWEEP_RESUMES; run++) {
+      system.clock.now = due - 1;
+      const early = about((await system.sweep()).findings, enrollment.enrollmentId);
+      expect(early, `run ${run} a moment early`).toEqual([]);
+      system.clock.now = due;
+      last = about((await system.sweep()).findings, enrollment.enrollmentId);
+      await system.aws.drain("workflowSteps");
+      if (last[0]?.kind === "resumed") resumedAt.push(due - started);
+      due = system.clock.now + (STEP_STALL_MS * 2 ** resumedAt.length) / 2;
+    }
+
+    // Assess
+    expect(resumedAt).toHaveLength(MAX_SWEEP_RESUMES);
+    expect(last).toEqual([
+      expect.objectContaining({
+        kind: "failed",
+        reason: `setProperty action 0 made no progress after ${MAX_SWEEP_RESUMES} resumes by the sweeper`,
+      }),
+    ]);
+    const stored = await system.tables.enrollments.get(enrollment.enrollmentId);
+    expect(stored?.status).toBe("failed");
+    expect(stored?.failureReason).toBe(last[0]?.kind === "failed" ? last[0].reason : "");
+  });
+
+  it("leaves a delivery with an attempt in flight to its consumer", async () => {
+    // Prepare
+    const enrollment = await system.enroll([webhook("/in-flight")]);
+    await firstStepThenLoseMessages(enrollment);
+    const deliveryId = deliveryOf(enrollment);
+    system.clock.now = enrollment.createdAt + ATTEMPT_STALL_MS;
+    await system.tables.deliveries.claimAttempt(deliveryId, 1, system.clock.now, 90_000);
+
+    // Act
+    const run = await system.sweep();
+    const sent = await system.aws.drain("webhookLane");
+
+    // Assess
+    expect(about(run.findings, deliveryId)).toEqual([
+      expect.objectContaining({
+        kind: "postponed",
+        reason: "attempt 1 is in flight",
+        until: system.clock.now + 90_000 + ATTEMPT_STALL_MS,
+      }),
+    ]);
+    expect(sent).toEqual([]);
+  });
+
+  it("takes ended work that a writer left in the index out of it", async () => {
+    // Prepare: an enrollment ended by a write that does not keep the index
+    const enrollment = await system.enroll([{ type: "setProperty", property: "a", value: "1" }]);
+    await system.aws.drain("workflowSteps");
+    await system.aws.documents.send(
+      new UpdateCommand({
+        TableName: system.aws.resources.tables.enrollments,
+        Key: { pk: enrollment.enrollmentId, sk: "ENROLLMENT" },
+        UpdateExpression: "SET #status = :completed, currentIndex = :one",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":completed": "completed", ":one": 1 },
+      }),
+    );
+
+    // Act
+    system.clock.now = enrollment.createdAt + STEP_STALL_MS;
+    const first = await system.sweep();
+    const second = await system.sweep();
+
+    // Assess
+    expect(about(first.findings, enrollment.enrollmentId)).toEqual([
+      expect.objectContaining({ kind: "cleared", reason: "enrollment completed" }),
+    ]);
+    expect(about(second.findings, enrollment.enrollmentId)).toEqual([]);
+    expect(await system.aws.drain("workflowSteps")).toEqual([]);
+  });
+});
