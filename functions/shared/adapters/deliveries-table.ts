@@ -350,7 +350,8 @@ export class DeliveriesTable {
   /**
    * Makes an ended or retrying delivery due again now, as attempt `attemptCount + 1`.
    * A failed delivery gets one attempt (`once`); a retrying one keeps its retry policy.
-   * StaleStateError when the delivery changed since it was read.
+   * StaleStateError when the delivery changed since it was read, or an attempt of it is in
+   * flight: that attempt would otherwise be sent a second time, by the consumer this retry wakes.
    */
   async requestManualRetry(delivery: Delivery, now: number): Promise<number> {
     return this.makeDue(delivery, now, {
@@ -382,27 +383,29 @@ export class DeliveriesTable {
     const attempt = delivery.attemptCount + 1;
     const replay = change.replayId !== undefined;
     const openWork = stillOpen(delivery.deliveryId, this.deadlines.attempt(now));
-    await conditionally(`delivery ${delivery.deliveryId} changed; read it again`, () =>
-      this.documents.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { pk: delivery.deliveryId, sk: SK },
-          UpdateExpression: `SET #status = :pending, retryMode = :mode, nextAttempt = :attempt, nextAttemptAt = :now, failureReason = :null, updatedAt = :now${replay ? ", firstFailedAt = :null, policyFromAttempt = :attempt, replayedBy = :replayId" : ""}${openWork.set} REMOVE leaseUntil, leaseAttempt, ${openWork.remove}`,
-          ConditionExpression: `#status = :current AND attemptCount = :count${replay ? " AND (attribute_not_exists(replayedBy) OR replayedBy <> :replayId)" : ""}`,
-          ExpressionAttributeNames: { "#status": "status" },
-          ExpressionAttributeValues: {
-            ":pending": "pending",
-            ":mode": change.retryMode,
-            ":attempt": attempt,
-            ":now": now,
-            ":null": null,
-            ":current": delivery.status,
-            ":count": delivery.attemptCount,
-            ...(replay ? { ":replayId": change.replayId } : {}),
-            ...openWork.values,
-          },
-        }),
-      ),
+    await conditionally(
+      `delivery ${delivery.deliveryId} changed or has an attempt in flight; read it again`,
+      () =>
+        this.documents.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: { pk: delivery.deliveryId, sk: SK },
+            UpdateExpression: `SET #status = :pending, retryMode = :mode, nextAttempt = :attempt, nextAttemptAt = :now, failureReason = :null, updatedAt = :now${replay ? ", firstFailedAt = :null, policyFromAttempt = :attempt, replayedBy = :replayId" : ""}${openWork.set} REMOVE leaseUntil, leaseAttempt, ${openWork.remove}`,
+            ConditionExpression: `#status = :current AND attemptCount = :count AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)${replay ? " AND (attribute_not_exists(replayedBy) OR replayedBy <> :replayId)" : ""}`,
+            ExpressionAttributeNames: { "#status": "status" },
+            ExpressionAttributeValues: {
+              ":pending": "pending",
+              ":mode": change.retryMode,
+              ":attempt": attempt,
+              ":now": now,
+              ":null": null,
+              ":current": delivery.status,
+              ":count": delivery.attemptCount,
+              ...(replay ? { ":replayId": change.replayId } : {}),
+              ...openWork.values,
+            },
+          }),
+        ),
     );
     return attempt;
   }
