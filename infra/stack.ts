@@ -8,6 +8,7 @@ import { Lane, MAX_CONCURRENCY_RANGE } from "#infra/constructs/lanes";
 import { Monitoring } from "#infra/constructs/monitoring";
 import { RetryScheduler } from "#infra/constructs/retry-scheduler";
 import { StateTables } from "#infra/constructs/state-tables";
+import { Sweeper } from "#infra/constructs/sweeper";
 import { LOG_LEVELS, type LogLevel, TeamFunction } from "#infra/constructs/team-function";
 import {
   API_TIME_LIMIT_SECONDS,
@@ -16,7 +17,9 @@ import {
   ENROLLMENTS_BY_WORKFLOW_RECORD,
   enrollmentStream,
   indexes,
+  openWorkIndex,
   queues,
+  sweeper,
   WORKFLOWS_BY_TRIGGER_TYPE,
 } from "#shared/contract";
 
@@ -219,8 +222,8 @@ export interface WorkflowWebhooksStackProps extends StackProps {
 
 /**
  * The whole system on AWS: the state tables, the two lanes with their consumers, the retry
- * scheduler, the API, the enroll function fed by the records stream, and the monitoring. Each
- * function is granted, and told of, exactly the resources it uses.
+ * scheduler, the API, the enroll function fed by the records stream, the sweeper and the
+ * monitoring. Each function is granted, and told of, exactly the resources it uses.
  */
 export class WorkflowWebhooksStack extends Stack {
   readonly state: StateTables;
@@ -234,6 +237,8 @@ export class WorkflowWebhooksStack extends Stack {
   readonly retries: RetryScheduler;
   readonly api: WorkflowApi;
   readonly monitoring: Monitoring;
+  readonly sweepFunction: TeamFunction;
+  readonly sweeper: Sweeper;
 
   constructor(scope: Construct, id: string, props: WorkflowWebhooksStackProps) {
     const { settings, ...stackProps } = props;
@@ -270,6 +275,14 @@ export class WorkflowWebhooksStack extends Stack {
       description: "Makes webhook delivery attempts from the webhook lane",
       timeout: Duration.seconds(queues.webhookLane.consumerTimeoutSeconds),
       reservedConcurrency: settings.webhookLaneMaxConcurrency,
+      ...logging,
+    });
+
+    this.sweepFunction = new TeamFunction(this, "SweepFunction", {
+      entry: "functions/sweep/handler.ts",
+      serviceName: "sweep",
+      description: "Resumes or fails enrollments and deliveries that stopped moving",
+      timeout: Duration.seconds(sweeper.timeoutSeconds),
       ...logging,
     });
 
@@ -337,6 +350,21 @@ export class WorkflowWebhooksStack extends Stack {
     this.enrollFunction.queriesIndex(workflows, WORKFLOWS_BY_TRIGGER_TYPE);
     this.enrollFunction.sendsTo(this.workflowSteps);
     this.enrollFunction.sendsTo(this.webhookLane);
+
+    // The sweeper reads the open work of these two tables, re-sends steps and attempts, finishes
+    // the webhook actions of deliveries that ended (writing their outputs into the record), and
+    // fails what cannot move.
+    this.sweepFunction.useTable(enrollments, "readWrite");
+    this.sweepFunction.useTable(deliveries, "readWrite");
+    this.sweepFunction.useTable(records, "readWrite");
+    this.sweepFunction.queriesIndex(enrollments, openWorkIndex);
+    this.sweepFunction.queriesIndex(deliveries, openWorkIndex);
+    this.sweepFunction.sendsTo(this.workflowSteps);
+    this.sweepFunction.sendsTo(this.webhookLane);
+    this.sweeper = new Sweeper(this, "Sweeper", {
+      sweepFunction: this.sweepFunction,
+      interval: Duration.seconds(sweeper.intervalSeconds),
+    });
 
     this.api = new WorkflowApi(this, "Api", {
       handler: this.apiFunction,

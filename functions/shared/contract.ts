@@ -275,7 +275,24 @@ export const metrics = {
     enrollmentTriggered: "EnrollmentTriggered",
     /** A delivery that had failed for good was re-fired by a replay. */
     deliveryReplayed: "DeliveryReplayed",
+    /** The sweeper re-sent the step or attempt of work that had stopped moving, or finished it. */
+    sweeperResumed: "SweeperResumed",
+    /** The sweeper failed work that could not move, with the reason. */
+    sweeperFailed: "SweeperFailed",
+    /** Overdue open work the sweeper looked at in a run, repaired or not. */
+    sweeperExamined: "SweeperExamined",
   },
+} as const;
+
+/**
+ * The sweeper: a function run on a schedule (a timer locally, scaled by RETRY_TIME_SCALE) that
+ * finds open work past its `sweepAt` in the open-work index and resumes it or fails it.
+ */
+export const sweeper = {
+  /** Repairs come at most this long after work became overdue; a run costs a few reads. */
+  intervalSeconds: 300,
+  /** Each run reads bounded pages and stops starting repairs well before this. */
+  timeoutSeconds: 60,
 } as const;
 
 /** Request bodies the API validates; each names a zod schema in `domain/request-schemas.ts`. */

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { enrollmentStream, type QueueKey, queues, retryScheduler } from "#shared/contract";
+import { enrollmentStream, type QueueKey, queues, retryScheduler, sweeper } from "#shared/contract";
 import { type ApiHandler, startApiGateway } from "./api-gateway.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { errorReporter } from "./log.ts";
@@ -12,6 +12,7 @@ import { createResources, type LocalResources } from "./resources.ts";
 import { startSchedulerEmulator } from "./scheduler-emulator.ts";
 import { type SqsEmulator, startSqsEmulator } from "./sqs-emulator.ts";
 import { type StreamHandler, type StreamPoller, startStreamPoller } from "./stream-poller.ts";
+import { type SweepHandler, startSweepTimer } from "./sweep-timer.ts";
 
 /** The Lambda entry points of the system. */
 export interface LocalRuntimeHandlers {
@@ -20,6 +21,8 @@ export interface LocalRuntimeHandlers {
   readonly deliver: SqsHandler;
   /** Fed by the records table's stream; without it no stream is read. */
   readonly enroll?: StreamHandler;
+  /** Run by a timer, as the stack's schedule runs it; no sweeper runs without it. */
+  readonly sweep?: SweepHandler;
 }
 
 export interface LocalRuntimeOptions {
@@ -41,6 +44,11 @@ export interface LocalRuntimeOptions {
   readonly metricsEnabled?: boolean;
   /** Replaces every queue's visibility timeout, so failed messages come back sooner in tests. */
   readonly visibilityTimeoutSeconds?: number;
+  /**
+   * Replaces the sweeper's interval (real milliseconds), so tests see a run soon; by default the
+   * stack's interval, scaled by `timeScale`, but never under a minute.
+   */
+  readonly sweepIntervalMs?: number;
   /** Batches handled at once per lane (default 5 each, where Lambda's SQS pollers start). */
   readonly maxConcurrency?: { readonly workflowSteps?: number; readonly webhookLane?: number };
   /** The handlers to run; the real ones by default. */
@@ -58,11 +66,20 @@ export interface LocalRuntime {
   readonly dynamoDbLocalPid: number | undefined;
   /** The SQS client the pollers receive and delete with, so a benchmark can count its requests. */
   readonly pollerSqs: SQSClient;
+  /** Sweeper runs finished so far. */
+  sweepRuns(): number;
   /** Stops the API, the pollers, the emulators and the DynamoDB Local it started. */
   stop(): Promise<void>;
 }
 
 const DEFAULT_MAX_CONCURRENCY = 5;
+/**
+ * The shortest default interval of the local sweeper. Work becomes overdue only many minutes
+ * after it stopped moving (its thresholds are real time, which RETRY_TIME_SCALE does not
+ * compress), so a run a minute finds it at most a minute late, while a compressed clock would
+ * otherwise have the sweeper's 64 queries load DynamoDB Local several times a second.
+ */
+const MIN_SWEEP_INTERVAL_MS = 60_000;
 const RETRY_SCHEDULER_ROLE_ARN = `arn:aws:iam::${localAccountId}:role/local-retry-scheduler`;
 /** Variables that would send the SDK elsewhere than the local endpoints or credentials. */
 const CLEARED_VARIABLES = [
@@ -151,6 +168,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       const streamPoller = startEnrollmentStream(streams, sqs, resources, handlers.enroll, onError);
       cleanup.push(() => streamPoller.stop());
     }
+    const sweepTimer = handlers.sweep
+      ? startSweepTimer({
+          handler: handlers.sweep,
+          // Scaled like every other wait, within reason (see MIN_SWEEP_INTERVAL_MS).
+          intervalMs:
+            options.sweepIntervalMs ??
+            Math.max(MIN_SWEEP_INTERVAL_MS, sweeper.intervalSeconds * 1000 * timeScale),
+          timeoutMs: sweeper.timeoutSeconds * 1000,
+          onError,
+        })
+      : undefined;
+    if (sweepTimer) cleanup.push(() => sweepTimer.stop());
 
     const api = await startApiGateway({
       handler: handlers.api,
@@ -172,6 +201,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       dynamoEndpoint,
       dynamoDbLocalPid,
       pollerSqs: sqs,
+      sweepRuns: () => sweepTimer?.runs() ?? 0,
       stop: stopAll,
     };
   } catch (error) {
@@ -286,14 +316,15 @@ async function importRealHandlers(env: Record<string, string>): Promise<LocalRun
     );
   }
   realHandlersEnv = fingerprint;
-  const [api, engine, deliver, enroll] = await Promise.all(
-    ["api", "engine", "deliver", "enroll"].map((name) => importHandler(name)),
+  const [api, engine, deliver, enroll, sweep] = await Promise.all(
+    ["api", "engine", "deliver", "enroll", "sweep"].map((name) => importHandler(name)),
   );
   return {
     api: api as ApiHandler,
     engine: engine as SqsHandler,
     deliver: deliver as SqsHandler,
     enroll: enroll as StreamHandler,
+    sweep: sweep as SweepHandler,
   };
 }
 

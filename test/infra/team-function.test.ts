@@ -35,15 +35,19 @@ type FunctionResource = {
 };
 
 function functions(): Array<[string, TeamFunction, FunctionResource]> {
-  return [stack.apiFunction, stack.engineFunction, stack.deliverFunction, stack.enrollFunction].map(
-    (fn) => [
-      fn.serviceName,
-      fn,
-      template.findResources("AWS::Lambda::Function")[
-        stack.getLogicalId(fn.node.defaultChild as CfnElement)
-      ] as FunctionResource,
-    ],
-  );
+  return [
+    stack.apiFunction,
+    stack.engineFunction,
+    stack.deliverFunction,
+    stack.enrollFunction,
+    stack.sweepFunction,
+  ].map((fn) => [
+    fn.serviceName,
+    fn,
+    template.findResources("AWS::Lambda::Function")[
+      stack.getLogicalId(fn.node.defaultChild as CfnElement)
+    ] as FunctionResource,
+  ]);
 }
 
 /** The directory of the function's bundle in the cloud assembly. */
@@ -57,7 +61,7 @@ const newestNodeRuntime = Runtime.ALL.filter((runtime) => /^nodejs\d+\.x$/.test(
   .sort((a, b) => Number.parseInt(a.slice(6), 10) - Number.parseInt(b.slice(6), 10))
   .at(-1);
 
-describe.each(["api", "engine", "deliver", "enroll"])("the %s function", (service) => {
+describe.each(["api", "engine", "deliver", "enroll", "sweep"])("the %s function", (service) => {
   function resourceOf(): FunctionResource {
     const found = functions().find(([name]) => name === service);
     if (found === undefined) throw new Error(`no ${service} function`);
