@@ -378,7 +378,13 @@ export class WorkflowWebhooksStack extends Stack {
     });
 
     this.monitoring = new Monitoring(this, "Monitoring", {
-      functions: [this.apiFunction, this.engineFunction, this.deliverFunction, this.enrollFunction],
+      functions: [
+        this.apiFunction,
+        this.engineFunction,
+        this.deliverFunction,
+        this.enrollFunction,
+        this.sweepFunction,
+      ],
       deliverer: this.deliverFunction,
       lanes: [this.workflowSteps, this.webhookLane],
       retries: this.retries,
@@ -387,6 +393,8 @@ export class WorkflowWebhooksStack extends Stack {
       laneAgeThreshold: Duration.seconds(settings.laneAgeAlarmSeconds),
       alarmEmail: settings.alarmEmail,
       enrollmentStream: this.enrollments,
+      sweepFunction: this.sweepFunction,
+      tables: Object.values(this.state.tables),
     });
 
     this.addOutputs();

@@ -23,6 +23,7 @@ import type { WorkflowApi } from "#infra/constructs/api";
 import type { EnrollmentStream } from "#infra/constructs/enrollment-stream";
 import type { Lane } from "#infra/constructs/lanes";
 import type { RetryScheduler } from "#infra/constructs/retry-scheduler";
+import type { StateTable } from "#infra/constructs/state-tables";
 import type { TeamFunction } from "#infra/constructs/team-function";
 import { metrics } from "#shared/contract";
 
@@ -44,15 +45,38 @@ export interface MonitoringProps {
   readonly alarmEmail?: string;
   /** The function fed by the records stream: its triggered enrollments, iterator age and failures. */
   readonly enrollmentStream?: EnrollmentStream;
+  /**
+   * The sweeper's function, whose `service` dimension carries its repair metrics; one of
+   * `functions`.
+   * @default - no sweeper alarm or widget
+   */
+  readonly sweepFunction?: TeamFunction;
+  /**
+   * Tables whose throttling (the table's and its indexes') raises an alarm.
+   * @default - none
+   */
+  readonly tables?: readonly StateTable[];
 }
 
 /** Age of the newest stream record handed over, held for 3 minutes, at which the alarm fires. */
 const ITERATOR_AGE_ALARM = Duration.minutes(5);
 
 /**
- * What an operator watches: a dashboard of deliveries, lanes, retries, functions and the API;
- * alarms on dead letters, deliveries failing for good, lanes falling behind and function errors,
- * all sent to one encrypted SNS topic; and saved Logs Insights queries over the functions' logs.
+ * Any of these in 5 minutes is worth a look: a healthy system has none, and each is counted by
+ * CloudWatch or by the functions, never sampled.
+ */
+const ANY_IN_FIVE_MINUTES = {
+  threshold: 1,
+  comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+  evaluationPeriods: 1,
+} as const;
+
+/**
+ * What an operator watches: a dashboard of deliveries, lanes, retries, functions, the API and the
+ * sweeper; alarms on dead letters, deliveries failing for good, lanes falling behind, function
+ * errors and throttles, API 5xx, retries that could not be scheduled or fired, throttled tables
+ * and the sweeper's repairs, all sent to one encrypted SNS topic; and saved Logs Insights queries
+ * over the functions' logs.
  */
 export class Monitoring extends Construct {
   readonly alarmTopic: Topic;
@@ -171,6 +195,7 @@ export class Monitoring extends Construct {
         },
       );
     }
+    this.addFailureAlarms(props, alarm, deliveryMetric);
     this.alarms = alarms;
 
     this.dashboard = new Dashboard(this, "Dashboard", {
@@ -315,8 +340,83 @@ export class Monitoring extends Construct {
         graph("Records stream iterator age (ms)", [iteratorAge.with({ label: "enroll" })]),
       );
     }
+    this.addSweeperWidgets(props);
 
     this.queries = this.createQueries(stackName, props.functions);
+  }
+
+  /**
+   * Alarms on what goes wrong without failing a delivery outright: API 5xx, throttled functions
+   * and tables, retries that could not be scheduled or could not reach the lane, and the
+   * sweeper's repairs (work that had stopped moving).
+   */
+  private addFailureAlarms(
+    props: MonitoringProps,
+    alarm: (alarmId: string, description: string, options: AlarmOptions) => Alarm,
+    deliveryMetric: (name: string, statistic: string) => Metric,
+  ): void {
+    const fiveMinutes = { statistic: "Sum", period: Duration.minutes(5) };
+    alarm("ApiServerErrors", "The API answered a request with a 5xx.", {
+      metric: props.api.stage.metricServerError(fiveMinutes),
+      ...ANY_IN_FIVE_MINUTES,
+    });
+    for (const fn of props.functions) {
+      alarm(
+        `${pascal(fn.serviceName)}FunctionThrottles`,
+        `Lambda throttled the ${fn.serviceName} function.`,
+        { metric: fn.metricThrottles(fiveMinutes), ...ANY_IN_FIVE_MINUTES },
+      );
+    }
+    alarm(
+      "RetrySchedulingFailing",
+      "The deliver function could not schedule a retry (its message returns to the lane and tries again).",
+      { metric: deliveryMetric(metrics.names.retryScheduleFailed, "Sum"), ...ANY_IN_FIVE_MINUTES },
+    );
+    alarm(
+      "RetryScheduleTargetErrors",
+      "EventBridge Scheduler could not put a fired retry on the webhook lane (it tries again for an hour, then dead-letters it).",
+      { metric: props.retries.group.metricTargetErrors(fiveMinutes), ...ANY_IN_FIVE_MINUTES },
+    );
+    for (const table of props.tables ?? []) {
+      alarm(
+        `${pascal(table.definition.name)}TableThrottled`,
+        `DynamoDB throttled requests to the ${table.definition.name} table or its indexes.`,
+        { metric: throttleEvents(table), ...ANY_IN_FIVE_MINUTES },
+      );
+    }
+    if (props.sweepFunction) {
+      alarm(
+        "SweeperRepairs",
+        "The sweeper resumed or failed work that had stopped moving: something failed silently before it.",
+        { metric: sweeperRepairs(props.sweepFunction), ...ANY_IN_FIVE_MINUTES },
+      );
+    }
+  }
+
+  /** The sweeper's row: what it looked at and what it repaired, and DynamoDB's throttling. */
+  private addSweeperWidgets(props: MonitoringProps): void {
+    const sweep = props.sweepFunction;
+    const widgets: GraphWidget[] = [];
+    if (sweep) {
+      const sweeperMetric = (name: string) => serviceMetric(sweep, name, "Sum");
+      widgets.push(
+        graph("Sweeper (per 5 minutes)", [
+          sweeperMetric(metrics.names.sweeperExamined).with({ label: "overdue work looked at" }),
+          sweeperMetric(metrics.names.sweeperResumed).with({ label: "resumed" }),
+          sweeperMetric(metrics.names.sweeperFailed).with({ label: "failed" }),
+        ]),
+      );
+    }
+    const tables = props.tables ?? [];
+    if (tables.length > 0) {
+      widgets.push(
+        graph(
+          "DynamoDB throttled requests (per 5 minutes)",
+          tables.map((table) => throttleEvents(table).with({ label: table.definition.name })),
+        ),
+      );
+    }
+    if (widgets.length > 0) this.dashboard.addWidgets(...widgets);
   }
 
   /** The dashboard in the CloudWatch console. */
@@ -420,6 +520,66 @@ type AlarmOptions = {
   readonly evaluationPeriods: number;
 };
 
+/** A custom metric of the system, as one function emits it. */
+function serviceMetric(fn: TeamFunction, name: string, statistic: string): Metric {
+  return new Metric({
+    namespace: metrics.namespace,
+    metricName: name,
+    dimensionsMap: { [metrics.serviceDimension]: fn.serviceName },
+    statistic,
+    period: Duration.minutes(5),
+  });
+}
+
+/** Work the sweeper resumed or failed within 5 minutes. */
+function sweeperRepairs(sweep: TeamFunction): MathExpression {
+  return new MathExpression({
+    expression: "FILL(resumed, 0) + FILL(failed, 0)",
+    usingMetrics: {
+      resumed: serviceMetric(sweep, metrics.names.sweeperResumed, "Sum"),
+      failed: serviceMetric(sweep, metrics.names.sweeperFailed, "Sum"),
+    },
+    label: "sweeper repairs",
+    period: Duration.minutes(5),
+  });
+}
+
+/**
+ * Read and write throttle events of a table and of each of its indexes, summed per 5 minutes; an
+ * index that cannot keep up throttles the table's writes too.
+ */
+function throttleEvents(table: StateTable): MathExpression {
+  const sources = [
+    { TableName: table.tableName },
+    ...(table.definition.indexes ?? []).map((index) => ({
+      TableName: table.tableName,
+      GlobalSecondaryIndexName: index.name,
+    })),
+  ];
+  // Ids are unique per graph, where several tables' expressions meet.
+  const prefix = table.definition.name.toLowerCase().replace(/[^a-z0-9]/g, "");
+  const usingMetrics: Record<string, IMetric> = {};
+  sources.forEach((dimensionsMap, source) => {
+    for (const kind of ["Read", "Write"]) {
+      usingMetrics[`${prefix}${kind}${source}`] = new Metric({
+        namespace: "AWS/DynamoDB",
+        metricName: `${kind}ThrottleEvents`,
+        dimensionsMap,
+        statistic: "Sum",
+        period: Duration.minutes(5),
+      });
+    }
+  });
+  return new MathExpression({
+    expression: Object.keys(usingMetrics)
+      .map((id) => `FILL(${id}, 0)`)
+      .join(" + "),
+    usingMetrics,
+    label: `${table.definition.name} throttled requests`,
+    period: Duration.minutes(5),
+  });
+}
+
 function graph(title: string, left: IMetric[], width = 12): GraphWidget {
   return new GraphWidget({ title, left, width, height: 6 });
 }
@@ -452,5 +612,8 @@ function validateMonitoring(id: string, props: MonitoringProps): void {
   }
   if (props.alarmEmail !== undefined && !EMAIL.test(props.alarmEmail)) {
     throw new Error(`${id}: alarmEmail "${props.alarmEmail}" is not an email address`);
+  }
+  if (props.sweepFunction !== undefined && !props.functions.includes(props.sweepFunction)) {
+    throw new Error(`${id}: the sweep function must be one of the monitored functions`);
   }
 }

@@ -31,7 +31,7 @@ describe("the alarms", () => {
     const found = alarms();
 
     // Assess
-    expect(found.length).toBe(12);
+    expect(found.length).toBe(27);
     for (const alarm of found) {
       expect(alarm.Properties.TreatMissingData).toBe("notBreaching");
       expect(alarm.Properties.AlarmActions).toEqual([topic]);
@@ -233,6 +233,7 @@ describe("the saved Logs Insights queries", () => {
       stack.engineFunction,
       stack.deliverFunction,
       stack.enrollFunction,
+      stack.sweepFunction,
     ].map((fn) => ({
       Ref: logicalId(fn.logGroup),
     }));
