@@ -121,7 +121,7 @@ describe("the open-work index", () => {
     ]);
   });
 
-  it("holds a delivery while it is open, due when its attempt or retry should have been made", async () => {
+  it("holds a delivery once it retries, due when its retry should have been made, until it ends", async () => {
     // Prepare
     system.answer = (request) =>
       request.headers["x-delivery-attempt"] === "1" ? { status: 503 } : { status: 200 };
@@ -136,6 +136,7 @@ describe("the open-work index", () => {
     await system.settleOne(); // the webhook action built the delivery
     const created = system.clock.now;
     const pending = await placeOf("deliveries", deliveryId);
+    const waiting = await placeOf("enrollments", enrollment.enrollmentId);
     await system.settleOne(); // attempt 1: 503, retry scheduled
     const afterFirst = system.clock.now;
     const retrying = await placeOf("deliveries", deliveryId);
@@ -144,7 +145,9 @@ describe("the open-work index", () => {
     const ended = await placeOf("deliveries", deliveryId);
 
     // Assess
-    expect(pending).toEqual({ sweepShard: shard, sweepAt: created + ATTEMPT_STALL_MS });
+    // Before its first retry, the enrollment waiting on it is what the sweeper watches.
+    expect(pending).toEqual({ sweepShard: undefined, sweepAt: undefined });
+    expect(waiting).toMatchObject({ sweepAt: created + STEP_STALL_MS });
     expect(retrying).toEqual({
       sweepShard: shard,
       sweepAt: afterFirst + (firesAt - afterFirst) + RETRY_FIRE_SLACK_MS + ATTEMPT_STALL_MS,
@@ -153,22 +156,34 @@ describe("the open-work index", () => {
     expect(ended).toEqual({ sweepShard: undefined, sweepAt: undefined });
   });
 
-  it("adds no request to a delivery, and 2 index write units (2 more per retry)", async () => {
+  it("adds no request, and 2 index write units to a delivery that succeeds at once", async () => {
     // Prepare
-    system.answer = (request) =>
-      request.headers["x-delivery-attempt"] === "1" ? { status: 503 } : { status: 200 };
-    await system.enroll([webhook("/first-time")]);
+    await system.enroll([webhook("/at-once")]);
     const enrolled = structuredClone(tally);
 
     // Act
     await system.settle();
 
-    // Assess: the deliveries table saw the body, the state, and per attempt its lease, its log
-    // entry and its outcome, as before the index
-    expect(tally.deliveries).toEqual({ requests: 2 + 2 * 3, indexUnits: 2 + 2 });
+    // Assess: the deliveries table saw the body, the state, and the attempt's lease, log entry
+    // and outcome, as before the index, and none of them touched it
+    expect(tally.deliveries).toEqual({ requests: 2 + 3, indexUnits: 0 });
     // The enrollment enters the index when it starts and leaves it when it completes.
     expect(enrolled.enrollments?.indexUnits).toBe(1);
-    expect((tally.enrollments?.indexUnits ?? 0) - (enrolled.enrollments?.indexUnits ?? 0)).toBe(1);
+    expect(tally.enrollments?.indexUnits).toBe(2);
+  });
+
+  it("adds 2 index write units to a delivery that retries, and 2 more per further retry", async () => {
+    // Prepare: two failed attempts, then a success
+    system.answer = (request) =>
+      Number(request.headers["x-delivery-attempt"]) <= 2 ? { status: 503 } : { status: 200 };
+    await system.enroll([webhook("/twice")]);
+
+    // Act
+    await system.settle();
+
+    // Assess: it enters the index at its first retry, moves at its second, leaves at the end
+    expect(tally.deliveries).toEqual({ requests: 2 + 3 * 3, indexUnits: 1 + 2 + 1 });
+    expect(tally.enrollments?.indexUnits).toBe(2);
   });
 
   it("is read by the sweeper one bounded page per shard and table, and never scanned", async () => {

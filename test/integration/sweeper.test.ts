@@ -138,19 +138,30 @@ describe("the sweeper", () => {
     expect(stored?.actions[0]?.finishedAt).toBeGreaterThanOrEqual(resumeAt);
   });
 
-  it("re-sends an attempt whose lane message was lost, and leaves the waiting enrollment be", async () => {
+  it("re-sends a first attempt whose lane message was lost, through the enrollment waiting on it", async () => {
     // Prepare
     const enrollment = await system.enroll([webhook("/lost-attempt")]);
     await firstStepThenLoseMessages(enrollment);
     const deliveryId = deliveryOf(enrollment);
     const created = system.clock.now;
 
-    // Act
+    // Act: the enrollment is overdue before the attempt is, then both are
+    system.clock.now = created + STEP_STALL_MS;
+    const early = await system.sweep();
+    const sentEarly = await system.aws.drain("webhookLane");
     system.clock.now = created + ATTEMPT_STALL_MS;
     const run = await system.sweep();
     await system.settle();
 
     // Assess
+    expect(about(early.findings, enrollment.enrollmentId)).toEqual([
+      expect.objectContaining({
+        kind: "postponed",
+        reason: "delivery is pending",
+        until: created + ATTEMPT_STALL_MS,
+      }),
+    ]);
+    expect(sentEarly).toEqual([]);
     expect(about(run.findings, deliveryId)).toEqual([
       expect.objectContaining({
         work: "delivery",
@@ -253,16 +264,19 @@ describe("the sweeper", () => {
     expect(stored?.actions.map((action) => action.status)).toEqual(["succeeded", "succeeded"]);
   });
 
-  it("fails an open delivery whose enrollment ended, with the reason", async () => {
-    // Prepare
+  it("fails a retrying delivery whose enrollment ended, with the reason", async () => {
+    // Prepare: attempt 1 failed and its retry is lost; then the enrollment ended
+    system.answer = () => ({ status: 503 });
     const enrollment = await system.enroll([webhook("/orphan")]);
     await firstStepThenLoseMessages(enrollment);
     const deliveryId = deliveryOf(enrollment);
+    await makeDeliveryAttempt(system.deliver, { deliveryId, attempt: 1 });
+    system.loseSchedules();
     const waiting = await system.tables.enrollments.get(enrollment.enrollmentId);
     await failAction(system.steps, waiting as Enrollment, 0, "ended by an operator");
 
     // Act
-    system.clock.now = enrollment.createdAt + ATTEMPT_STALL_MS;
+    system.clock.now += 24 * 3600_000;
     const run = await system.sweep();
     await system.settle();
 
@@ -275,7 +289,40 @@ describe("the sweeper", () => {
       nextAttempt: null,
       failureReason: "enrollment failed",
     });
-    expect(system.receiver.requestsTo("/orphan")).toHaveLength(0);
+    expect(system.receiver.requestsTo("/orphan")).toHaveLength(1);
+  });
+
+  it("fails the pending delivery of an enrollment that a writer ended without keeping the index", async () => {
+    // Prepare: the enrollment waits on its first attempt, and is ended by a write that leaves it
+    // in the index
+    const enrollment = await system.enroll([webhook("/left")]);
+    await firstStepThenLoseMessages(enrollment);
+    const deliveryId = deliveryOf(enrollment);
+    await system.aws.documents.send(
+      new UpdateCommand({
+        TableName: system.aws.resources.tables.enrollments,
+        Key: { pk: enrollment.enrollmentId, sk: "ENROLLMENT" },
+        UpdateExpression: "SET #status = :failed",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":failed": "failed" },
+      }),
+    );
+
+    // Act
+    system.clock.now = enrollment.createdAt + STEP_STALL_MS;
+    const run = await system.sweep();
+    const again = await system.sweep();
+
+    // Assess
+    expect(about(run.findings, deliveryId)).toEqual([
+      expect.objectContaining({ work: "delivery", kind: "failed", reason: "enrollment failed" }),
+    ]);
+    expect(about(run.findings, enrollment.enrollmentId)).toEqual([
+      expect.objectContaining({ kind: "cleared", reason: "enrollment failed" }),
+    ]);
+    expect((await system.tables.deliveries.get(deliveryId))?.status).toBe("failed");
+    expect(again.findings).toEqual([]);
+    expect(system.receiver.requestsTo("/left")).toHaveLength(0);
   });
 
   it(`fails a step that no resume moves, after ${MAX_SWEEP_RESUMES} resumes spaced twice as far each time`, async () => {
@@ -325,13 +372,14 @@ describe("the sweeper", () => {
     const sent = await system.aws.drain("webhookLane");
 
     // Assess
-    expect(about(run.findings, deliveryId)).toEqual([
+    expect(about(run.findings, enrollment.enrollmentId)).toEqual([
       expect.objectContaining({
         kind: "postponed",
-        reason: "attempt 1 is in flight",
+        reason: "delivery is pending",
         until: system.clock.now + 90_000 + ATTEMPT_STALL_MS,
       }),
     ]);
+    expect(about(run.findings, deliveryId)).toEqual([]);
     expect(sent).toEqual([]);
   });
 

@@ -12,7 +12,6 @@ import {
   ended,
   OpenWorkIndex,
   type OpenWorkMarks,
-  openWorkAttributes,
   splitOpenWork,
   stillOpen,
 } from "#adapters/open-work-index";
@@ -69,8 +68,10 @@ export type ReplayCandidate = DeliverySummary & Pick<Delivery, "attemptCount" | 
  * lease and its outcome), and a write costs by the size of the item it changes: kept apart, a
  * small state costs one write unit per update whatever the size of the record sent.
  *
- * A pending or retrying delivery's state is in the open-work index, due by when its next attempt
- * should have been made (`deadlines`); the writes that move it keep its place there.
+ * A retrying delivery's state is in the open-work index, due by when its retry should have been
+ * made (`deadlines`), and so is one re-fired by hand; the writes that move it keep its place
+ * there. Until a delivery first retries, the enrollment that waits on it is what the sweeper
+ * watches: most deliveries succeed at once, and so never pay for a place in the index.
  */
 export class DeliveriesTable {
   private readonly openWork: OpenWorkIndex;
@@ -99,14 +100,7 @@ export class DeliveriesTable {
       }
       await this.putOnce({ pk: delivery.deliveryId, sk: BODY_SK, bodyGzip });
     }
-    return this.putOnce({
-      pk: delivery.deliveryId,
-      sk: SK,
-      ...state,
-      ...(isOpen(delivery)
-        ? openWorkAttributes(delivery.deliveryId, this.deadlines.attempt(delivery.updatedAt))
-        : {}),
-    });
+    return this.putOnce({ pk: delivery.deliveryId, sk: SK, ...state });
   }
 
   /**
@@ -580,11 +574,6 @@ export interface DeliveryState {
   /** Until when a consumer holds the lease on an attempt (epoch ms), if one took it. */
   readonly leaseUntil: number | undefined;
   readonly marks: OpenWorkMarks;
-}
-
-/** Whether a delivery has attempts to come. */
-function isOpen(delivery: Pick<Delivery, "status">): boolean {
-  return delivery.status === "pending" || delivery.status === "retrying";
 }
 
 /** The delivery's state as read, so a sweeper's write never undoes a move. */

@@ -1,4 +1,4 @@
-import type { DeliveriesTable } from "#adapters/deliveries-table";
+import type { DeliveriesTable, DeliveryState } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { OpenWorkMarks } from "#adapters/open-work-index";
@@ -116,7 +116,9 @@ export async function sweepOpenWork(deps: SweeperDeps): Promise<SweepRun> {
         work === "enrollment" ? { work, enrollmentId: id } : { work, deliveryId: id };
       try {
         findings.push(
-          work === "enrollment" ? await sweepEnrollment(deps, id) : await sweepDelivery(deps, id),
+          ...(work === "enrollment"
+            ? await sweepEnrollment(deps, id)
+            : await sweepDelivery(deps, id)),
         );
       } catch (error) {
         findings.push({ ...subject, kind: "error", error });
@@ -149,9 +151,9 @@ async function inTurns<T>(
 }
 
 /** One overdue enrollment: what its current action waits for, and whether that can still come. */
-async function sweepEnrollment(deps: SweeperDeps, enrollmentId: string): Promise<SweepFinding> {
+async function sweepEnrollment(deps: SweeperDeps, enrollmentId: string): Promise<SweepFinding[]> {
   const found = await deps.enrollments.getForSweep(enrollmentId);
-  if (!found) return { work: "enrollment", enrollmentId, kind: "skipped", reason: "not found" };
+  if (!found) return [{ work: "enrollment", enrollmentId, kind: "skipped", reason: "not found" }];
   const { enrollment, marks } = found;
   const index = enrollment.currentIndex;
   const subject: FindingSubject = {
@@ -160,116 +162,203 @@ async function sweepEnrollment(deps: SweeperDeps, enrollmentId: string): Promise
     workflowId: enrollment.workflowId,
     actionIndex: index,
   };
-  if (hasEnded(enrollment)) {
-    // A writer stopped between ending it and releasing the record's place, or does not keep
-    // the index: both are safe to finish here.
-    await deps.enrollments.releaseLock(enrollment);
-    return clearing(subject, `enrollment ${enrollment.status}`, () =>
-      deps.enrollments.clearSweep(enrollment),
-    );
-  }
+  if (hasEnded(enrollment)) return sweepEndedEnrollment(deps, enrollment, subject);
   const progress = enrollment.actions[index];
   const action = enrollment.definition[index];
   if (!progress || !action) {
-    return clearing(subject, `enrollment has no action ${index}`, () =>
-      deps.enrollments.clearSweep(enrollment),
-    );
+    return [
+      await clearing(subject, `enrollment has no action ${index}`, () =>
+        deps.enrollments.clearSweep(enrollment),
+      ),
+    ];
   }
   const what = `${action.type} action ${index}`;
 
   if (progress.status === "running" && action.type === "webhook") {
-    return sweepWebhookWait(deps, enrollment, subject, progress.deliveryId);
+    return sweepWebhookWait(deps, enrollment, subject);
   }
   if (marks.resumes >= MAX_SWEEP_RESUMES) {
     const reason = `${what} made no progress after ${marks.resumes} resumes by the sweeper`;
     const report = await failAction(deps, enrollment, index, reason);
-    return report.kind === "finished"
-      ? { ...subject, kind: "failed", reason }
-      : { ...subject, kind: "skipped", reason: report.reason };
+    return [
+      report.kind === "finished"
+        ? { ...subject, kind: "failed", reason }
+        : { ...subject, kind: "skipped", reason: report.reason },
+    ];
   }
   if (progress.status === "running" && action.type === "delay" && progress.startedAt) {
     const resumeAt = deps.deadlines.delayEnd(progress.startedAt, action.seconds);
     await deps.workflowSteps.send({ type: "resume", enrollmentId, actionIndex: index, resumeAt });
-    return resuming(deps, enrollment, subject, marks, {
-      reason: `${what} ended at ${isoOrNull(resumeAt)} and did not resume`,
-      sent: "resume",
-    });
+    return [
+      await resuming(deps, enrollment, subject, marks, {
+        reason: `${what} ended at ${isoOrNull(resumeAt)} and did not resume`,
+        sent: "resume",
+      }),
+    ];
   }
   // A pending action's step was lost (or is dead-lettered): start it again. Starting is
   // conditional on the action still pending, so a step that arrives after all does nothing.
   await deps.workflowSteps.send({ type: "advance", enrollmentId, actionIndex: index });
-  return resuming(deps, enrollment, subject, marks, {
-    reason: `${what} was ${progress.status} with no step to move it`,
-    sent: "advance",
-  });
+  return [
+    await resuming(deps, enrollment, subject, marks, {
+      reason: `${what} was ${progress.status} with no step to move it`,
+      sent: "advance",
+    }),
+  ];
+}
+
+/** The delivery of the enrollment's current action, when that action is a webhook's. */
+function currentDeliveryId(enrollment: Enrollment): string | undefined {
+  const progress = enrollment.actions[enrollment.currentIndex];
+  if (progress?.type !== "webhook") return undefined;
+  return progress.deliveryId ?? deliveryIdFor(enrollment.enrollmentId, progress.actionId);
 }
 
 /**
- * An enrollment waiting on its webhook's delivery: fine while the delivery is open (its own
- * sweep keeps it moving), overdue once the delivery ended and the action was not finished.
+ * An enrollment that ended but is still in the index, where a writer that does not keep it left
+ * it (or stopped before releasing the record's place): its place is released, a delivery still
+ * open at its last action fails (nothing waits for it any more), and it leaves the index.
+ */
+async function sweepEndedEnrollment(
+  deps: SweeperDeps,
+  enrollment: Enrollment,
+  subject: FindingSubject,
+): Promise<SweepFinding[]> {
+  await deps.enrollments.releaseLock(enrollment);
+  const findings: SweepFinding[] = [];
+  const deliveryId = currentDeliveryId(enrollment);
+  const state = deliveryId ? await deps.deliveries.readState(deliveryId) : undefined;
+  if (state && isOpen(state.delivery) && state.delivery.retryMode === "auto") {
+    findings.push(
+      await failing(
+        deps,
+        state.delivery,
+        deliverySubject(state.delivery),
+        `enrollment ${enrollment.status}`,
+        {
+          moveEnrollment: false,
+        },
+      ),
+    );
+  }
+  findings.push(
+    await clearing(subject, `enrollment ${enrollment.status}`, () =>
+      deps.enrollments.clearSweep(enrollment),
+    ),
+  );
+  return findings;
+}
+
+/**
+ * An enrollment waiting on its webhook's delivery. Until the delivery first retries, the
+ * enrollment is what watches it (a delivery enters the index only then, which keeps the index's
+ * cost off the deliveries that succeed at once): an overdue first attempt is re-sent here. A
+ * delivery that ended without the action being finished has it finished. Otherwise the delivery
+ * moves by itself, or its own sweep moves it, and the enrollment is looked at again once the
+ * delivery should have moved.
  */
 async function sweepWebhookWait(
   deps: SweeperDeps,
   enrollment: Enrollment,
   subject: FindingSubject,
-  knownDeliveryId: string | undefined,
-): Promise<SweepFinding> {
+): Promise<SweepFinding[]> {
   const index = enrollment.currentIndex;
-  const actionId = enrollment.actions[index]?.actionId ?? "";
-  const deliveryId = knownDeliveryId ?? deliveryIdFor(enrollment.enrollmentId, actionId);
+  const deliveryId = currentDeliveryId(enrollment) ?? "";
   const withDelivery = { ...subject, deliveryId };
   const state = await deps.deliveries.readState(deliveryId);
   if (!state) {
     const reason = `webhook action ${index} has no delivery ${deliveryId}`;
     const report = await failAction(deps, enrollment, index, reason);
-    return report.kind === "finished"
-      ? { ...withDelivery, kind: "failed", reason }
-      : { ...withDelivery, kind: "skipped", reason: report.reason };
+    return [
+      report.kind === "finished"
+        ? { ...withDelivery, kind: "failed", reason }
+        : { ...withDelivery, kind: "skipped", reason: report.reason },
+    ];
   }
   const { delivery } = state;
-  if (delivery.status === "succeeded" || delivery.status === "failed") {
+  if (!isOpen(delivery)) {
     const report = await finishWebhookAction(deps, delivery);
-    return report.kind === "finished"
-      ? {
-          ...withDelivery,
-          kind: "resumed",
-          reason: `delivery ${delivery.status} but its webhook action was not finished`,
-        }
-      : { ...withDelivery, kind: "skipped", reason: report.reason };
+    return [
+      report.kind === "finished"
+        ? {
+            ...withDelivery,
+            kind: "resumed",
+            reason: `delivery ${delivery.status} but its webhook action was not finished`,
+          }
+        : { ...withDelivery, kind: "skipped", reason: report.reason },
+    ];
   }
-  // The delivery moves by itself, or its own sweep moves it: look again once it should have.
-  const until = deps.deadlines.step(Math.max(state.marks.sweepAt ?? 0, deps.now()));
-  return postponing(withDelivery, `delivery is ${delivery.status}`, until, () =>
-    deps.enrollments.postponeSweep(enrollment, { until, resumed: false }),
+  const now = deps.now();
+  const watched = state.marks.sweepAt !== undefined;
+  const leased = state.leaseUntil !== undefined && state.leaseUntil > now;
+  const findings: SweepFinding[] = [];
+  let until: number;
+  if (watched) {
+    until = deps.deadlines.step(Math.max(state.marks.sweepAt ?? now, now));
+  } else if (leased) {
+    until = deps.deadlines.attempt(state.leaseUntil ?? now);
+  } else if (deps.deadlines.attempt(delivery.updatedAt) > now) {
+    until = deps.deadlines.attempt(delivery.updatedAt);
+  } else {
+    findings.push(...(await sweepOpenDelivery(deps, state, deliverySubject(delivery), enrollment)));
+    until = deps.deadlines.step(deps.deadlines.attempt(now));
+  }
+  findings.push(
+    await postponing(withDelivery, `delivery is ${delivery.status}`, until, () =>
+      deps.enrollments.postponeSweep(enrollment, { until, resumed: false }),
+    ),
   );
+  return findings;
 }
 
 /** One overdue delivery: re-send its due attempt, or fail it when it can no longer matter. */
-async function sweepDelivery(deps: SweeperDeps, deliveryId: string): Promise<SweepFinding> {
+async function sweepDelivery(deps: SweeperDeps, deliveryId: string): Promise<SweepFinding[]> {
   const state = await deps.deliveries.readState(deliveryId);
-  if (!state) return { work: "delivery", deliveryId, kind: "skipped", reason: "not found" };
-  const { delivery, marks, leaseUntil } = state;
-  const subject: FindingSubject = {
+  if (!state) return [{ work: "delivery", deliveryId, kind: "skipped", reason: "not found" }];
+  const subject = deliverySubject(state.delivery);
+  if (!isOpen(state.delivery)) return [await sweepEndedDelivery(deps, state.delivery, subject)];
+  return sweepOpenDelivery(deps, state, subject);
+}
+
+function deliverySubject(delivery: Delivery): FindingSubject {
+  return {
     work: "delivery",
-    deliveryId,
+    deliveryId: delivery.deliveryId,
     enrollmentId: delivery.enrollmentId,
     workflowId: delivery.workflowId,
     actionIndex: delivery.actionIndex,
   };
-  if (delivery.status === "succeeded" || delivery.status === "failed") {
-    return sweepEndedDelivery(deps, delivery, subject);
-  }
+}
+
+function isOpen(delivery: Pick<Delivery, "status">): boolean {
+  return delivery.status === "pending" || delivery.status === "retrying";
+}
+
+/**
+ * An open delivery whose attempt is overdue: re-sent under the same number (the lane makes each
+ * attempt once, under a lease), unless an attempt is in flight, its enrollment no longer waits on
+ * it, or no re-send moved it: then it fails with the reason. `knownEnrollment` spares a read.
+ */
+async function sweepOpenDelivery(
+  deps: SweeperDeps,
+  state: DeliveryState,
+  subject: FindingSubject,
+  knownEnrollment?: Enrollment,
+): Promise<SweepFinding[]> {
+  const { delivery, marks, leaseUntil } = state;
   const now = deps.now();
   if (leaseUntil !== undefined && leaseUntil > now) {
     const until = deps.deadlines.attempt(leaseUntil);
-    return postponing(subject, `attempt ${delivery.nextAttempt} is in flight`, until, () =>
-      deps.deliveries.postponeSweep(delivery, { until, resumed: false }),
-    );
+    return [
+      await postponing(subject, `attempt ${delivery.nextAttempt} is in flight`, until, () =>
+        deps.deliveries.postponeSweep(delivery, { until, resumed: false }),
+      ),
+    ];
   }
   if (delivery.retryMode === "auto") {
     // A manual retry of a failed delivery (`once`) runs after its enrollment moved on; any other
     // delivery matters only while its enrollment waits on it.
-    const enrollment = await deps.enrollments.get(delivery.enrollmentId);
+    const enrollment = knownEnrollment ?? (await deps.enrollments.get(delivery.enrollmentId));
     const gone = !enrollment
       ? "enrollment not found"
       : hasEnded(enrollment)
@@ -277,11 +366,11 @@ async function sweepDelivery(deps: SweeperDeps, deliveryId: string): Promise<Swe
         : enrollment.currentIndex !== delivery.actionIndex
           ? `enrollment moved on to action ${enrollment.currentIndex}`
           : undefined;
-    if (gone) return failing(deps, delivery, subject, gone, { moveEnrollment: false });
+    if (gone) return [await failing(deps, delivery, subject, gone, { moveEnrollment: false })];
   }
   if (marks.resumes >= MAX_SWEEP_RESUMES) {
     const reason = `attempt ${delivery.nextAttempt} was not made after ${marks.resumes} re-sends by the sweeper`;
-    return failing(deps, delivery, subject, reason, { moveEnrollment: true });
+    return [await failing(deps, delivery, subject, reason, { moveEnrollment: true })];
   }
   const next = delivery.nextAttempt ?? delivery.attemptCount + 1;
   await deps.webhookLane.send(attemptMessage(delivery, next));
@@ -289,11 +378,13 @@ async function sweepDelivery(deps: SweeperDeps, deliveryId: string): Promise<Swe
     delivery.status === "retrying"
       ? `retry ${next} was due at ${isoOrNull(delivery.nextAttemptAt)} and did not fire`
       : `attempt ${next} was due and not made`;
-  const resumes = marks.resumes + 1;
-  const until = deps.deadlines.afterResume(now, ATTEMPT_STALL_MS, resumes);
-  return moving({ ...subject, kind: "resumed", reason, sent: `attempt ${next}` }, () =>
-    deps.deliveries.postponeSweep(delivery, { until, resumed: true }),
-  );
+  const until = deps.deadlines.afterResume(now, ATTEMPT_STALL_MS, marks.resumes + 1);
+  // From here the delivery is in the index itself, its resumes counted there.
+  return [
+    await moving({ ...subject, kind: "resumed", reason, sent: `attempt ${next}` }, () =>
+      deps.deliveries.postponeSweep(delivery, { until, resumed: true }),
+    ),
+  ];
 }
 
 /**
@@ -318,7 +409,6 @@ async function sweepEndedDelivery(
       }
     : cleared;
 }
-
 /** Fails an open delivery; when its enrollment waits on it, the enrollment moves on. */
 async function failing(
   deps: SweeperDeps,
