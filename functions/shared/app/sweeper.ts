@@ -58,21 +58,22 @@ export interface FindingSubject {
 }
 
 /** What the sweeper did with one overdue item. */
-export type SweepFinding = FindingSubject &
-  (
-    | /** It had stopped moving: its step or attempt was re-sent, or its webhook action finished. */
-    { readonly kind: "resumed"; readonly reason: string; readonly sent?: string }
-    /** It could never move: it failed with the reason. */
-    | { readonly kind: "failed"; readonly reason: string }
-    /** It is legitimately waiting (on its delivery, or on an attempt in flight). */
-    | { readonly kind: "postponed"; readonly reason: string; readonly until: number }
-    /** It had ended; a writer that does not keep the index left it there. */
-    | { readonly kind: "cleared"; readonly reason: string }
-    /** It moved or went while the sweeper looked: nothing to do. */
-    | { readonly kind: "skipped"; readonly reason: string }
-    /** Looking at it failed; the next run looks again. */
-    | { readonly kind: "error"; readonly error: unknown }
-  );
+export type SweepOutcome =
+  /** It had stopped moving: its step or attempt was re-sent, or its webhook action finished. */
+  | { readonly kind: "resumed"; readonly reason: string; readonly sent?: string }
+  /** It could never move: it failed with the reason. */
+  | { readonly kind: "failed"; readonly reason: string }
+  /** It is waiting for good reason (on its delivery, or on an attempt in flight). */
+  | { readonly kind: "postponed"; readonly reason: string; readonly until: number }
+  /** It had ended; a writer that does not keep the index left it there. */
+  | { readonly kind: "cleared"; readonly reason: string }
+  /** It moved or went while the sweeper looked: nothing to do. */
+  | { readonly kind: "skipped"; readonly reason: string }
+  /** Looking at it failed; the next run looks again. */
+  | { readonly kind: "error"; readonly error: unknown };
+
+/** One overdue item, and what the sweeper did with it. */
+export type SweepFinding = FindingSubject & SweepOutcome;
 
 /** One run of the sweeper. */
 export interface SweepRun {
