@@ -253,7 +253,7 @@ export const retryScheduler = {
 /** The custom metrics the functions emit (CloudWatch EMF) and the dashboard and alarms read. */
 export const metrics = {
   namespace: "WorkflowWebhooks",
-  /** Dimension on every custom metric; a few values only (`api`, `engine`, `deliver`, `enroll`). */
+  /** Dimension on every custom metric; a few values only (`api`, `engine`, `deliver`, `enroll`, `sweep`). */
   serviceDimension: "service",
   names: {
     deliverySucceeded: "DeliverySucceeded",
