@@ -3,7 +3,7 @@ import { RetentionDays } from "aws-cdk-lib/aws-logs";
 import { describe, expect, it } from "vitest";
 import { StateTable } from "#infra/constructs/state-tables";
 import { TeamFunction } from "#infra/constructs/team-function";
-import { indexes, tables, WORKFLOWS_BY_TRIGGER_TYPE } from "#shared/contract";
+import { indexes, openWorkIndex, tables, WORKFLOWS_BY_TRIGGER_TYPE } from "#shared/contract";
 import { scratchStack, synthesize, synthesizeDefault } from "#test/synth";
 
 const { stack, template } = synthesizeDefault();
@@ -84,7 +84,7 @@ describe("the state tables", () => {
         })),
       );
     }
-    expect(tables.deliveries.indexes).toEqual([indexes.deliveriesByWorkflow]);
+    expect(tables.deliveries.indexes).toEqual([indexes.deliveriesByWorkflow, openWorkIndex]);
     expect(tables.workflows.indexes).toEqual([
       WORKFLOWS_BY_TRIGGER_TYPE,
       indexes.workflowsByCreation,
