@@ -106,6 +106,8 @@ function recordReport(log: typeof logger, report: AttemptReport): void {
     metrics.addMetric(metricNames.deliveryLatency, "Milliseconds", attempt.durationMs);
   if (report.fromSchedule) metrics.addMetric(metricNames.retryFired, "Count", 1);
   if (verdict.status === "succeeded") metrics.addMetric(metricNames.deliverySucceeded, "Count", 1);
+  // The webhook lane finishes a webhook action itself: when it was the last, so is the enrollment.
+  if (report.enrollmentCompleted) metrics.addMetric(metricNames.enrollmentCompleted, "Count", 1);
   if (verdict.status === "failed") metrics.addMetric(metricNames.deliveryFailed, "Count", 1);
   if (verdict.status === "retrying") {
     metrics.addMetric(metricNames.deliveryRetried, "Count", 1);

@@ -277,7 +277,7 @@ describe("enrollment state under duplicate and concurrent messages", () => {
     const enrollment = await tables.enrollments.get(delivery?.enrollmentId ?? "");
 
     // Act
-    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+    const report = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
     const again = { ...(enrollment as Enrollment), enrollmentId: randomUUID() };
     const reenrolled = tables.enrollments.create(again);
 
@@ -285,6 +285,8 @@ describe("enrollment state under duplicate and concurrent messages", () => {
     expect((await tables.enrollments.get(enrollment?.enrollmentId ?? ""))?.status).toBe(
       "completed",
     );
+    // The deliver function counts the enrollment as completed from this report.
+    expect(report).toMatchObject({ kind: "sent", enrollmentCompleted: true });
     await expect(reenrolled).resolves.toBeUndefined();
     expect(await aws.drain("workflowSteps")).toEqual([]);
   });

@@ -9,7 +9,7 @@ import {
   type WebhookClient,
   type WebhookResult,
 } from "#adapters/webhook-client";
-import { finishWebhookAction } from "#app/enrollment-progress";
+import { finishWebhookAction, type ProgressReport } from "#app/enrollment-progress";
 import {
   type Attempt,
   type AttemptStart,
@@ -64,6 +64,8 @@ export type AttemptReport =
       readonly fromSchedule: boolean;
       /** True when the receiver's breaker was open: the attempt failed without being sent. */
       readonly paused: boolean;
+      /** True when this attempt ended the delivery and, with it, the enrollment's last action. */
+      readonly enrollmentCompleted: boolean;
     };
 
 /** Another consumer holds the attempt; the message comes back after its visibility timeout. */
@@ -162,7 +164,7 @@ async function attempt(
     if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
     throw error;
   }
-  await ensureFollowUp(deps, {
+  const followUp = await ensureFollowUp(deps, {
     ...delivery,
     status: verdict.status,
     nextAttempt: verdict.status === "retrying" ? verdict.nextAttempt : null,
@@ -178,6 +180,7 @@ async function attempt(
     verdict,
     fromSchedule: delivery.status === "retrying",
     paused: admission.kind === "paused",
+    enrollmentCompleted: followUp?.kind === "finished" && followUp.enrollmentStatus === "completed",
   };
 }
 
@@ -292,7 +295,10 @@ function hostOutcome(result: WebhookResult): HostOutcome | undefined {
  * or its enrollment moved past the webhook action. Both are idempotent, so doing it again is
  * harmless.
  */
-async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): Promise<void> {
+async function ensureFollowUp(
+  deps: DeliveryAttemptsDeps,
+  delivery: Delivery,
+): Promise<ProgressReport | undefined> {
   if (delivery.status === "retrying" && delivery.nextAttempt !== null) {
     const message = attemptMessage(delivery, delivery.nextAttempt);
     const firesAt = delivery.retryFiresAt ?? deps.now();
@@ -305,14 +311,15 @@ async function ensureFollowUp(deps: DeliveryAttemptsDeps, delivery: Delivery): P
         cause: error,
       });
     }
-    return;
+    return undefined;
   }
   if (
     (delivery.status === "succeeded" || delivery.status === "failed") &&
     delivery.retryMode === "auto"
   ) {
-    await finishWebhookAction(deps, delivery);
+    return finishWebhookAction(deps, delivery);
   }
+  return undefined;
 }
 
 /** A manual retry replaces the scheduled attempt of the same number: that schedule must not fire. */
