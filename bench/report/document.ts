@@ -286,11 +286,11 @@ export function renderDocument(results: SectionResults): RenderedDocument {
             line.item,
             ...columns.map((column) => dollars(line.dollars[column] ?? 0)),
           ]),
-          ["**total, REST API**", ...columns.map((c) => `**${dollars(cost.totalRest[c] ?? 0)}**`)],
           [
-            "total with an HTTP API instead",
-            ...columns.map((c) => dollars(cost.totalHttpApi[c] ?? 0)),
+            "**total, HTTP API (as deployed)**",
+            ...columns.map((c) => `**${dollars(cost.totalHttpApi[c] ?? 0)}**`),
           ],
+          ["total with a REST API instead", ...columns.map((c) => dollars(cost.totalRest[c] ?? 0))],
           [
             "EventBridge API destinations, for comparison",
             ...columns.map((c) => dollars(cost.apiDestinations[c] ?? 0)),
@@ -315,7 +315,7 @@ export function renderDocument(results: SectionResults): RenderedDocument {
       "",
     );
     charts["performance-cost.svg"] = barChart({
-      title: "Cost per million deliveries, REST API",
+      title: "Cost per million deliveries, HTTP API",
       yLabel: "US dollars",
       categories: columns,
       stacked: true,

@@ -95,9 +95,10 @@ export function computeCost(requests: RequestsResult): CostResult {
         total += mixed;
       }
       const gateway = API_REQUESTS_PER_DELIVERY * MILLION;
-      const rest = lines.get("API Gateway (REST)") ?? {};
-      rest[column] = gateway * unitPrice(prices.apiGatewayRest);
-      lines.set("API Gateway (REST)", rest);
+      // The stack's front door is an HTTP API; a REST API's total is shown beside it.
+      const http = lines.get("API Gateway (HTTP API)") ?? {};
+      http[column] = gateway * unitPrice(prices.apiGatewayHttp);
+      lines.set("API Gateway (HTTP API)", http);
       totalRest[column] = total + gateway * unitPrice(prices.apiGatewayRest);
       totalHttpApi[column] = total + gateway * unitPrice(prices.apiGatewayHttp);
       // One custom event per delivery (a 64 KiB chunk each), one API destination call per attempt.
