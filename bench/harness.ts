@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { Pool } from "undici";
 import { makeTestCertificate, type TestCertificate } from "#test/https-receiver";
 import { type Peer, startPeer } from "./ipc.ts";
+import { inParallel } from "./parallel.ts";
 import type { AnswerRule, ReceiverCalls } from "./receiver/process.ts";
 import { seededRandom } from "./stats.ts";
 import { clock, EMPTY_RECEIVE, PROBE_HEADER } from "./system/counters.ts";
@@ -197,6 +198,32 @@ export async function createContacts(
   return ids;
 }
 
+/** What a section measures on: the running system, a signing app and contacts to enroll. */
+export interface LoadedSystem {
+  readonly harness: Harness;
+  readonly appId: string;
+  /** The contacts' ids. */
+  readonly records: string[];
+}
+
+/**
+ * Starts the system, creates a signing app and `contacts.count` contacts of about
+ * `contacts.bytes` each, runs `measure` on them, and stops the system whatever `measure` did.
+ */
+export async function withLoadedSystem<T>(
+  contacts: { readonly count: number; readonly bytes: number },
+  measure: (system: LoadedSystem) => Promise<T>,
+): Promise<T> {
+  const harness = await startHarness();
+  try {
+    const appId = await createApp(harness);
+    const records = await createContacts(harness, { ...contacts, firstId: 1 });
+    return await measure({ harness, appId, records });
+  } finally {
+    await harness.stop();
+  }
+}
+
 /** A signing app; returns its id. */
 export async function createApp(harness: Harness): Promise<string> {
   const answer = await harness.call<{ appId: string }>("POST", "/apps", { name: "Benchmark CRM" });
@@ -327,19 +354,4 @@ export async function settle(harness: Harness, quietMs = 250, timeoutMs = 10_000
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export async function inParallel<T>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }

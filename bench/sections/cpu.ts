@@ -3,7 +3,7 @@
  * around each), a bare undici POST's, and the whole system process's under load.
  */
 import { Pool } from "undici";
-import { createApp, createContacts, type Harness, settle, startHarness } from "../harness.ts";
+import { type Harness, settle, withLoadedSystem } from "../harness.ts";
 import type { CpuResult } from "../results.ts";
 import { median, percentile } from "../stats.ts";
 import {
@@ -36,57 +36,53 @@ const SIZES: RunSizes<{ deliveries: number; loadedSeconds: number; records: numb
 
 export async function measureCpu(context: SectionContext): Promise<CpuResult> {
   const { deliveries, loadedSeconds, records: recordCount } = sizesFor(context, SIZES);
-  const harness = await startHarness();
-  try {
-    const appId = await createApp(harness);
-    const records = await createContacts(harness, {
-      count: recordCount,
-      bytes: RECORD_BYTES,
-      firstId: 1,
-    });
-    const enrollmentId = await captureTemplateDelivery(harness, {
-      appId,
-      path: DIRECT_PATH,
-      objectId: records[0] as string,
-    });
+  return withLoadedSystem(
+    { count: recordCount, bytes: RECORD_BYTES },
+    async ({ harness, appId, records }) => {
+      const enrollmentId = await captureTemplateDelivery(harness, {
+        appId,
+        path: DIRECT_PATH,
+        objectId: records[0] as string,
+      });
 
-    await harness.system.call("seed", { count: WARMUP_INVOCATIONS * BATCH_SIZE, enrollmentId });
-    const oneAtATime = { batchSize: BATCH_SIZE, concurrency: 1, quietBetween: true };
-    await harness.system.call("invokeDirect", oneAtATime);
-    await harness.system.call("seed", { count: deliveries, enrollmentId });
-    const run = await harness.system.call("invokeDirect", oneAtATime);
-    const perDelivery = run.cpuMicrosPerInvocation.map((micros) => micros / BATCH_SIZE);
-    const direct = {
-      deliveries: run.deliveries,
-      batchSize: BATCH_SIZE,
-      invocations: run.invocations,
-      microsPerDelivery: median(perDelivery),
-      p95MicrosPerDelivery: percentile(perDelivery, 95),
-    };
-    context.log(
-      `  deliver handler: ${direct.microsPerDelivery.toFixed(0)} µs CPU per delivery (median of ${run.invocations} invocations of ${BATCH_SIZE})`,
-    );
+      await harness.system.call("seed", { count: WARMUP_INVOCATIONS * BATCH_SIZE, enrollmentId });
+      const oneAtATime = { batchSize: BATCH_SIZE, concurrency: 1, quietBetween: true };
+      await harness.system.call("invokeDirect", oneAtATime);
+      await harness.system.call("seed", { count: deliveries, enrollmentId });
+      const run = await harness.system.call("invokeDirect", oneAtATime);
+      const perDelivery = run.cpuMicrosPerInvocation.map((micros) => micros / BATCH_SIZE);
+      const direct = {
+        deliveries: run.deliveries,
+        batchSize: BATCH_SIZE,
+        invocations: run.invocations,
+        microsPerDelivery: median(perDelivery),
+        p95MicrosPerDelivery: percentile(perDelivery, 95),
+      };
+      context.log(
+        `  deliver handler: ${direct.microsPerDelivery.toFixed(0)} µs CPU per delivery (median of ${run.invocations} invocations of ${BATCH_SIZE})`,
+      );
 
-    const bodyBytes = await averageBodyBytes(harness, [DIRECT_PATH]);
-    const bareUndici = await measureBarePost(harness, {
-      bodyBytes,
-      requests: deliveries,
-      concurrency: BATCH_SIZE,
-    });
-    context.log(`  bare undici POST: ${bareUndici.microsPerRequest.toFixed(0)} µs CPU per request`);
+      const bodyBytes = await averageBodyBytes(harness, [DIRECT_PATH]);
+      const bareUndici = await measureBarePost(harness, {
+        bodyBytes,
+        requests: deliveries,
+        concurrency: BATCH_SIZE,
+      });
+      context.log(
+        `  bare undici POST: ${bareUndici.microsPerRequest.toFixed(0)} µs CPU per request`,
+      );
 
-    const loaded = await measureLoaded(harness, {
-      appId,
-      records,
-      seconds: loadedSeconds,
-    });
-    context.log(
-      `  whole system process under ${LOADED_PER_SECOND}/s: ${loaded.systemMicrosPerDelivery.toFixed(0)} µs per delivery`,
-    );
-    return { direct, bareUndici, loaded };
-  } finally {
-    await harness.stop();
-  }
+      const loaded = await measureLoaded(harness, {
+        appId,
+        records,
+        seconds: loadedSeconds,
+      });
+      context.log(
+        `  whole system process under ${LOADED_PER_SECOND}/s: ${loaded.systemMicrosPerDelivery.toFixed(0)} µs per delivery`,
+      );
+      return { direct, bareUndici, loaded };
+    },
+  );
 }
 
 /** CPU of this process per POST, `concurrency` in flight, in rounds; the median round. */

@@ -2,14 +2,7 @@
  * 3. Fairness: a healthy receiver's deliveries alone, then again while another receiver that
  * never answers has deliveries queued ahead of them on the same lane.
  */
-import {
-  createApp,
-  createContacts,
-  deployedSettings,
-  type Harness,
-  startHarness,
-  waitUntil,
-} from "../harness.ts";
+import { deployedSettings, type Harness, waitUntil, withLoadedSystem } from "../harness.ts";
 import type { FairnessResult, HealthyRun } from "../results.ts";
 import { percentiles } from "../stats.ts";
 import { clock } from "../system/counters.ts";
@@ -43,71 +36,65 @@ const SIZES: RunSizes<{ healthyCount: number; windowSeconds: number }> = {
 
 export async function measureFairness(context: SectionContext): Promise<FairnessResult> {
   const { healthyCount, windowSeconds } = sizesFor(context, SIZES);
-  const harness = await startHarness();
-  try {
-    const appId = await createApp(harness);
-    const records = await createContacts(harness, {
-      count: HUNG_DELIVERIES,
-      bytes: RECORD_BYTES,
-      firstId: 1,
-    });
-    const [alone, beside] = await createTargets(harness, { prefix: "/healthy", count: 2, appId });
-    const hungPort = await harness.addReceiver();
-    const [hung] = await createTargets(harness, {
-      prefix: "/hung",
-      count: 1,
-      appId,
-      port: hungPort,
-    });
-    if (!alone || !beside || !hung) throw new Error("workflows missing");
-    await harness.answer(hung.path, { kind: "hang" });
+  return withLoadedSystem(
+    { count: HUNG_DELIVERIES, bytes: RECORD_BYTES },
+    async ({ harness, appId, records }) => {
+      const [alone, beside] = await createTargets(harness, { prefix: "/healthy", count: 2, appId });
+      const hungPort = await harness.addReceiver();
+      const [hung] = await createTargets(harness, {
+        prefix: "/hung",
+        count: 1,
+        appId,
+        port: hungPort,
+      });
+      if (!alone || !beside || !hung) throw new Error("workflows missing");
+      await harness.answer(hung.path, { kind: "hang" });
 
-    const aloneRun = await healthyRun(
-      harness,
-      alone,
-      records.slice(0, healthyCount),
-      windowSeconds,
-    );
-    context.log(
-      `  alone: ${aloneRun.arrivedWithinWindow}/${healthyCount} within ${windowSeconds} s, p95 ${aloneRun.latencyMs.p95.toFixed(0)} ms`,
-    );
+      const aloneRun = await healthyRun(
+        harness,
+        alone,
+        records.slice(0, healthyCount),
+        windowSeconds,
+      );
+      context.log(
+        `  alone: ${aloneRun.arrivedWithinWindow}/${healthyCount} within ${windowSeconds} s, p95 ${aloneRun.latencyMs.p95.toFixed(0)} ms`,
+      );
 
-    await harness.system.call("reset");
-    await offerEnrollments(harness, {
-      rate: HUNG_ENROLL_PER_SECOND,
-      count: HUNG_DELIVERIES,
-      targets: [hung],
-      records,
-    });
-    // The engine's one SQS message per enrollment here is the delivery's first attempt on the lane.
-    await waitUntil(async () => {
-      const { operations } = await harness.system.call("read");
-      return (operations[LANE_HANDOFF]?.count ?? 0) >= HUNG_DELIVERIES;
-    }, 60_000);
-    const held = await receivedCount(harness, [hung.path]);
-    const withHung = await healthyRun(
-      harness,
-      beside,
-      records.slice(0, healthyCount),
-      windowSeconds,
-    );
-    context.log(
-      `  beside a receiver that never answers: ${withHung.arrivedWithinWindow}/${healthyCount} within ${windowSeconds} s${withHung.arrivedWithinWindow > 0 ? `, p95 of those ${withHung.latencyMs.p95.toFixed(0)} ms` : ""}`,
-    );
-    await harness.receivers.call("releaseHanging");
-    const settings = deployedSettings();
-    return {
-      laneConcurrency: settings.webhookLaneMaxConcurrency,
-      batchSize: LANE_BATCH_SIZE,
-      hungQueued: HUNG_DELIVERIES,
-      hungHeldAtStart: held,
-      healthyPerSecond: HEALTHY_PER_SECOND,
-      alone: aloneRun,
-      withHungReceiver: withHung,
-    };
-  } finally {
-    await harness.stop();
-  }
+      await harness.system.call("reset");
+      await offerEnrollments(harness, {
+        rate: HUNG_ENROLL_PER_SECOND,
+        count: HUNG_DELIVERIES,
+        targets: [hung],
+        records,
+      });
+      // The engine's one SQS message per enrollment here is the delivery's first attempt on the lane.
+      await waitUntil(async () => {
+        const { operations } = await harness.system.call("read");
+        return (operations[LANE_HANDOFF]?.count ?? 0) >= HUNG_DELIVERIES;
+      }, 60_000);
+      const held = await receivedCount(harness, [hung.path]);
+      const withHung = await healthyRun(
+        harness,
+        beside,
+        records.slice(0, healthyCount),
+        windowSeconds,
+      );
+      context.log(
+        `  beside a receiver that never answers: ${withHung.arrivedWithinWindow}/${healthyCount} within ${windowSeconds} s${withHung.arrivedWithinWindow > 0 ? `, p95 of those ${withHung.latencyMs.p95.toFixed(0)} ms` : ""}`,
+      );
+      await harness.receivers.call("releaseHanging");
+      const settings = deployedSettings();
+      return {
+        laneConcurrency: settings.webhookLaneMaxConcurrency,
+        batchSize: LANE_BATCH_SIZE,
+        hungQueued: HUNG_DELIVERIES,
+        hungHeldAtStart: held,
+        healthyPerSecond: HEALTHY_PER_SECOND,
+        alone: aloneRun,
+        withHungReceiver: withHung,
+      };
+    },
+  );
 }
 
 /**

@@ -2,7 +2,7 @@
  * 1. Latency: enrollment answered to webhook received, at several offered rates, open loop,
  * each after a warm-up at the same rate.
  */
-import { createApp, createContacts, type Harness, settle, startHarness } from "../harness.ts";
+import { type Harness, settle, withLoadedSystem } from "../harness.ts";
 import type { LatencyResult, RateLatency } from "../results.ts";
 import { percentiles } from "../stats.ts";
 import {
@@ -28,39 +28,33 @@ const SIZES: RunSizes<{ warmupSeconds: number; measureSeconds: number; records: 
 
 export async function measureLatency(context: SectionContext): Promise<LatencyResult> {
   const { warmupSeconds, measureSeconds, records: recordCount } = sizesFor(context, SIZES);
-  const harness = await startHarness();
-  try {
-    const appId = await createApp(harness);
-    const records = await createContacts(harness, {
-      count: recordCount,
-      bytes: RECORD_BYTES,
-      firstId: 1,
-    });
-    const rates: RateLatency[] = [];
-    const paths: string[] = [];
-    for (const rate of RATES) {
-      const result = await measureRate(harness, {
-        rate,
+  return withLoadedSystem(
+    { count: recordCount, bytes: RECORD_BYTES },
+    async ({ harness, appId, records }) => {
+      const rates: RateLatency[] = [];
+      const paths: string[] = [];
+      for (const rate of RATES) {
+        const result = await measureRate(harness, {
+          rate,
+          warmupSeconds,
+          measureSeconds,
+          appId,
+          records,
+        });
+        rates.push(result.latency);
+        paths.push(...result.paths);
+        context.log(
+          `  ${rate}/s offered: p50 ${result.latency.latencyMs.p50.toFixed(0)} ms, p95 ${result.latency.latencyMs.p95.toFixed(0)} ms, p99 ${result.latency.latencyMs.p99.toFixed(0)} ms (${result.latency.delivered}/${result.latency.enrollments} delivered)`,
+        );
+      }
+      return {
         warmupSeconds,
         measureSeconds,
-        appId,
-        records,
-      });
-      rates.push(result.latency);
-      paths.push(...result.paths);
-      context.log(
-        `  ${rate}/s offered: p50 ${result.latency.latencyMs.p50.toFixed(0)} ms, p95 ${result.latency.latencyMs.p95.toFixed(0)} ms, p99 ${result.latency.latencyMs.p99.toFixed(0)} ms (${result.latency.delivered}/${result.latency.enrollments} delivered)`,
-      );
-    }
-    return {
-      warmupSeconds,
-      measureSeconds,
-      bodyBytes: await averageBodyBytes(harness, paths),
-      rates,
-    };
-  } finally {
-    await harness.stop();
-  }
+        bodyBytes: await averageBodyBytes(harness, paths),
+        rates,
+      };
+    },
+  );
 }
 
 async function measureRate(

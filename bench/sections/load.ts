@@ -9,10 +9,10 @@ import {
   enroll,
   enrollmentEnded,
   type Harness,
-  inParallel,
   offerOpenLoop,
   waitUntil,
 } from "../harness.ts";
+import { inParallel } from "../parallel.ts";
 
 export interface Target {
   readonly workflowId: string;

@@ -3,7 +3,7 @@
  * runs; the largest puts copies of a real delivery on the lane and lets the lane's poller and
  * the deliver function work through them (the API and the engine's first steps left out).
  */
-import { createApp, createContacts, type Harness, settle, startHarness } from "../harness.ts";
+import { type Harness, settle, withLoadedSystem } from "../harness.ts";
 import type { ScaleResult, ScaleRun } from "../results.ts";
 import { BILLED_REQUESTERS, type CounterSnapshot, EMPTY_RECEIVE } from "../system/counters.ts";
 import {
@@ -31,50 +31,44 @@ const SIZES: RunSizes<{ endToEnd: number[]; laneOnly: number; records: number }>
 
 export async function measureScale(context: SectionContext): Promise<ScaleResult> {
   const { endToEnd, laneOnly, records: recordCount } = sizesFor(context, SIZES);
-  const harness = await startHarness();
-  try {
-    const appId = await createApp(harness);
-    const records = await createContacts(harness, {
-      count: recordCount,
-      bytes: RECORD_BYTES,
-      firstId: 1,
-    });
-    const runs: ScaleRun[] = [];
-    for (const deliveries of endToEnd) {
-      const targets = await createTargets(harness, {
-        prefix: `/scale/${deliveries}`,
-        count: targetsNeeded(deliveries, records.length),
-        appId,
-      });
-      const paths = targets.map((target) => target.path);
-      await settle(harness);
-      await harness.system.call("reset");
-      const started = performance.now();
-      const sent = await enrollAsFastAsPossible(harness, {
-        count: deliveries,
-        concurrency: ENROLL_CONCURRENCY,
-        targets,
-        records,
-      });
-      const accepted = sent.filter((item) => item.status === 202).length;
-      await waitForRequests(harness, paths, accepted, timeoutFor(deliveries));
-      const wallSeconds = (performance.now() - started) / 1000;
-      await settle(harness);
-      const run = scaleRun(
-        "end to end",
-        await receivedCount(harness, paths),
-        wallSeconds,
-        await harness.system.call("read"),
-      );
-      runs.push(run);
-      context.log(`  ${describe(run)}`);
-    }
-    runs.push(await laneOnlyRun(harness, { appId, objectId: records[0] as string, laneOnly }));
-    context.log(`  ${describe(runs[runs.length - 1] as ScaleRun)}`);
-    return { runs };
-  } finally {
-    await harness.stop();
-  }
+  return withLoadedSystem(
+    { count: recordCount, bytes: RECORD_BYTES },
+    async ({ harness, appId, records }) => {
+      const runs: ScaleRun[] = [];
+      for (const deliveries of endToEnd) {
+        const targets = await createTargets(harness, {
+          prefix: `/scale/${deliveries}`,
+          count: targetsNeeded(deliveries, records.length),
+          appId,
+        });
+        const paths = targets.map((target) => target.path);
+        await settle(harness);
+        await harness.system.call("reset");
+        const started = performance.now();
+        const sent = await enrollAsFastAsPossible(harness, {
+          count: deliveries,
+          concurrency: ENROLL_CONCURRENCY,
+          targets,
+          records,
+        });
+        const accepted = sent.filter((item) => item.status === 202).length;
+        await waitForRequests(harness, paths, accepted, timeoutFor(deliveries));
+        const wallSeconds = (performance.now() - started) / 1000;
+        await settle(harness);
+        const run = scaleRun(
+          "end to end",
+          await receivedCount(harness, paths),
+          wallSeconds,
+          await harness.system.call("read"),
+        );
+        runs.push(run);
+        context.log(`  ${describe(run)}`);
+      }
+      runs.push(await laneOnlyRun(harness, { appId, objectId: records[0] as string, laneOnly }));
+      context.log(`  ${describe(runs[runs.length - 1] as ScaleRun)}`);
+      return { runs };
+    },
+  );
 }
 
 async function laneOnlyRun(

@@ -3,7 +3,7 @@
  * beside what the same receiver takes from a plain undici POST loop with the same body size.
  */
 import { Pool } from "undici";
-import { createApp, createContacts, type Harness, settle, startHarness } from "../harness.ts";
+import { type Harness, settle, withLoadedSystem } from "../harness.ts";
 import type { ReceiverCeiling, ThroughputResult } from "../results.ts";
 import {
   arrivalTimes,
@@ -36,72 +36,66 @@ const SIZES: RunSizes<{ offerSeconds: number; records: number; ceilingSeconds: n
 
 export async function measureThroughput(context: SectionContext): Promise<ThroughputResult> {
   const { offerSeconds, records: recordCount, ceilingSeconds } = sizesFor(context, SIZES);
-  const harness = await startHarness();
-  try {
-    const appId = await createApp(harness);
-    const records = await createContacts(harness, {
-      count: recordCount,
-      bytes: RECORD_BYTES,
-      firstId: 1,
-    });
-    const count = OFFERED_PER_SECOND * offerSeconds;
-    const targets = await createTargets(harness, {
-      prefix: "/throughput",
-      count: targetsNeeded(count, records.length),
-      appId,
-    });
-    const paths = targets.map((target) => target.path);
-    await harness.system.call("reset");
-    const sent = await offerEnrollments(harness, {
-      rate: OFFERED_PER_SECOND,
-      count,
-      targets,
-      records,
-    });
-    const accepted = sent.filter((item) => item.status === 202).length;
-    await waitForRequests(harness, paths, accepted, DRAIN_TIMEOUT_MS);
-    await settle(harness);
-    const { runtimeErrors } = await harness.system.call("read");
-    const arrived = (await arrivalTimes(harness, sent))
-      .filter((at): at is number => at !== undefined)
-      .sort((a, b) => a - b);
-    const start = sent[0]?.sentAt ?? 0;
-    const [first, last] = STEADY_SHARE.map((share) =>
-      Math.min(arrived.length - 1, Math.floor(share * arrived.length)),
-    ) as [number, number];
-    const [from, to] = [arrived[first] ?? start, arrived[last] ?? start];
-    const inWindow = last - first;
-    const sustainedPerSecond = to > from ? (inWindow * 1000) / (to - from) : 0;
-    const bodyBytes = await averageBodyBytes(harness, paths);
-    context.log(
-      `  sustained ${sustainedPerSecond.toFixed(1)} deliveries/s with ${OFFERED_PER_SECOND}/s offered; ${arrived.length}/${count} delivered`,
-    );
-    const receiverCeiling = await measureReceiverCeiling(harness, {
-      bodyBytes,
-      seconds: ceilingSeconds,
-    });
-    context.log(
-      `  receiver ceiling ${receiverCeiling.perSecond.toFixed(0)} requests/s (undici, ${CEILING_CONCURRENCY} at once)`,
-    );
-    return {
-      offeredPerSecond: OFFERED_PER_SECOND,
-      offerSeconds,
-      steadyShare: STEADY_SHARE,
-      steadySeconds: [(from - start) / 1000, (to - start) / 1000],
-      enrollments: count,
-      refused: count - accepted,
-      deliveredInWindow: inWindow,
-      sustainedPerSecond,
-      delivered: arrived.length,
-      drainedAfterSeconds: ((arrived[arrived.length - 1] ?? start) - start) / 1000,
-      bodyBytes,
-      runtimeErrors,
-      receiverCeiling,
-      ratio: sustainedPerSecond / receiverCeiling.perSecond,
-    };
-  } finally {
-    await harness.stop();
-  }
+  return withLoadedSystem(
+    { count: recordCount, bytes: RECORD_BYTES },
+    async ({ harness, appId, records }) => {
+      const count = OFFERED_PER_SECOND * offerSeconds;
+      const targets = await createTargets(harness, {
+        prefix: "/throughput",
+        count: targetsNeeded(count, records.length),
+        appId,
+      });
+      const paths = targets.map((target) => target.path);
+      await harness.system.call("reset");
+      const sent = await offerEnrollments(harness, {
+        rate: OFFERED_PER_SECOND,
+        count,
+        targets,
+        records,
+      });
+      const accepted = sent.filter((item) => item.status === 202).length;
+      await waitForRequests(harness, paths, accepted, DRAIN_TIMEOUT_MS);
+      await settle(harness);
+      const { runtimeErrors } = await harness.system.call("read");
+      const arrived = (await arrivalTimes(harness, sent))
+        .filter((at): at is number => at !== undefined)
+        .sort((a, b) => a - b);
+      const start = sent[0]?.sentAt ?? 0;
+      const [first, last] = STEADY_SHARE.map((share) =>
+        Math.min(arrived.length - 1, Math.floor(share * arrived.length)),
+      ) as [number, number];
+      const [from, to] = [arrived[first] ?? start, arrived[last] ?? start];
+      const inWindow = last - first;
+      const sustainedPerSecond = to > from ? (inWindow * 1000) / (to - from) : 0;
+      const bodyBytes = await averageBodyBytes(harness, paths);
+      context.log(
+        `  sustained ${sustainedPerSecond.toFixed(1)} deliveries/s with ${OFFERED_PER_SECOND}/s offered; ${arrived.length}/${count} delivered`,
+      );
+      const receiverCeiling = await measureReceiverCeiling(harness, {
+        bodyBytes,
+        seconds: ceilingSeconds,
+      });
+      context.log(
+        `  receiver ceiling ${receiverCeiling.perSecond.toFixed(0)} requests/s (undici, ${CEILING_CONCURRENCY} at once)`,
+      );
+      return {
+        offeredPerSecond: OFFERED_PER_SECOND,
+        offerSeconds,
+        steadyShare: STEADY_SHARE,
+        steadySeconds: [(from - start) / 1000, (to - start) / 1000],
+        enrollments: count,
+        refused: count - accepted,
+        deliveredInWindow: inWindow,
+        sustainedPerSecond,
+        delivered: arrived.length,
+        drainedAfterSeconds: ((arrived[arrived.length - 1] ?? start) - start) / 1000,
+        bodyBytes,
+        runtimeErrors,
+        receiverCeiling,
+        ratio: sustainedPerSecond / receiverCeiling.perSecond,
+      };
+    },
+  );
 }
 
 /** A POST body of exactly `bytes` bytes of JSON, like a webhook's. */

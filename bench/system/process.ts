@@ -16,6 +16,7 @@ import {
   startLocalRuntime,
 } from "#infra/local/runtime";
 import { servePeer } from "../ipc.ts";
+import { chunks, inParallel } from "../parallel.ts";
 import { type CounterSnapshot, clock, PROBE_HEADER } from "./counters.ts";
 import {
   Counters,
@@ -414,29 +415,6 @@ function withIds(value: unknown, ids: readonly [string, string][]): unknown {
     );
   }
   return value;
-}
-
-function chunks<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let index = 0; index < items.length; index += size) {
-    out.push(items.slice(index, index + size));
-  }
-  return out;
-}
-
-async function inParallel<T>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 async function stop(): Promise<void> {
