@@ -7,10 +7,10 @@ import { RecordsTable } from "#adapters/records-table";
 import { putRecord, readRecord } from "#app/records";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { deliveryIdFor } from "#domain/delivery";
-import { newEnrollment } from "#domain/enrollment";
 import { parseRequestBody } from "#domain/request-schemas";
 import type { ObjectType, WorkflowAction } from "#domain/workflow";
 import { type LocalAws, startLocalAws } from "#test/local-aws";
+import { storedEnrollment } from "#test/stored-work";
 
 /**
  * Property names that JavaScript objects treat specially are stored and sent like any other name;
@@ -62,17 +62,8 @@ function own<T>(object: Readonly<Record<string, T>>, name: string): T | undefine
 
 const deps = () => ({ records, now: Date.now, portalId: 1 });
 
-async function enrolled(objectId: string, actions: WorkflowAction[]) {
-  const enrollment = newEnrollment({
-    enrollmentId: randomUUID(),
-    workflowId: randomUUID(),
-    objectType: "contacts",
-    objectId,
-    definition: actions.map((action) => ({ ...action, id: randomUUID() })),
-    now: Date.now(),
-  });
-  await enrollments.create(enrollment);
-  return enrollment;
+function enrolled(objectId: string, actions: WorkflowAction[]) {
+  return storedEnrollment(enrollments, objectId, actions);
 }
 
 describe("property names that JavaScript objects treat specially", () => {

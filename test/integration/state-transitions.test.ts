@@ -18,10 +18,9 @@ import {
 } from "#app/delivery-attempts";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { deliveryIdFor } from "#domain/delivery";
-import { type Enrollment, newEnrollment } from "#domain/enrollment";
+import type { Enrollment } from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
 import { DEFAULT_HOST_ADMISSION, HostAdmission } from "#domain/host-admission";
-import { applyPropertyChanges } from "#domain/record";
 import type { WorkflowAction } from "#domain/workflow";
 import { RECORD_SORT_KEY } from "#shared/contract";
 import { eventually } from "#test/eventually";
@@ -33,6 +32,7 @@ import {
   type TestReceiver,
 } from "#test/https-receiver";
 import { type LocalAws, startLocalAws } from "#test/local-aws";
+import { storedContact, storedEnrollment } from "#test/stored-work";
 
 let aws: LocalAws;
 let certificate: TestCertificate;
@@ -118,32 +118,8 @@ beforeEach(async () => {
 
 /** A contact and an enrollment of it into a workflow with the given actions. */
 async function enrolled(actions: WorkflowAction[]) {
-  const objectId = randomUUID();
-  await tables.records.update(
-    { objectType: "contacts", objectId },
-    (current) =>
-      applyPropertyChanges(
-        current,
-        { objectType: "contacts", objectId },
-        { email: "ada@example.com" },
-        {
-          sourceType: "API",
-          sourceId: null,
-          sourceLabel: null,
-          timestamp: Date.now(),
-        },
-      ).record,
-  );
-  const enrollment = newEnrollment({
-    enrollmentId: randomUUID(),
-    workflowId: randomUUID(),
-    objectType: "contacts",
-    objectId,
-    definition: actions.map((action) => ({ ...action, id: randomUUID() })),
-    now: Date.now(),
-  });
-  await tables.enrollments.create(enrollment);
-  return enrollment;
+  const objectId = await storedContact(tables.records, { email: "ada@example.com" });
+  return storedEnrollment(tables.enrollments, objectId, actions);
 }
 
 const webhook = (path: string): WorkflowAction => ({

@@ -5,10 +5,10 @@ import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
-import { enrollmentView, newEnrollment } from "#domain/enrollment";
-import { applyPropertyChanges, type PropertyChangeSource } from "#domain/record";
+import { enrollmentView } from "#domain/enrollment";
 import type { WorkflowAction } from "#domain/workflow";
 import { type LocalAws, startLocalAws } from "#test/local-aws";
+import { storedContact, storedEnrollment } from "#test/stored-work";
 
 /**
  * Steps that no retry can make run end their enrollment as failed, with the reason, instead of
@@ -18,13 +18,6 @@ let aws: LocalAws;
 let records: RecordsTable;
 let enrollments: EnrollmentsTable;
 let steps: WorkflowStepsDeps;
-
-const API: PropertyChangeSource = {
-  sourceType: "API",
-  sourceId: null,
-  sourceLabel: null,
-  timestamp: Date.now(),
-};
 
 beforeAll(async () => {
   aws = await startLocalAws();
@@ -54,22 +47,7 @@ beforeEach(async () => {
 
 /** A contact with the given properties, enrolled into a workflow of the given actions. */
 async function enrolled(properties: Record<string, string>, actions: WorkflowAction[]) {
-  const objectId = randomUUID();
-  const key = { objectType: "contacts" as const, objectId };
-  await records.update(
-    key,
-    (current) => applyPropertyChanges(current, key, properties, API).record,
-  );
-  const enrollment = newEnrollment({
-    enrollmentId: randomUUID(),
-    workflowId: randomUUID(),
-    objectType: "contacts",
-    objectId,
-    definition: actions.map((action) => ({ ...action, id: randomUUID() })),
-    now: Date.now(),
-  });
-  await enrollments.create(enrollment);
-  return enrollment;
+  return storedEnrollment(enrollments, await storedContact(records, properties), actions);
 }
 
 describe("a setProperty step that can never run", () => {
