@@ -12,6 +12,7 @@ import type { AnswerRule, ReceiverCalls } from "./receiver/process.ts";
 import { seededRandom } from "./stats.ts";
 import { clock, EMPTY_RECEIVE, PROBE_HEADER } from "./system/counters.ts";
 import type { SystemCalls, SystemOptions } from "./system/process.ts";
+import { WARM_UP_REQUESTS } from "./system/warm-up.ts";
 
 /** The deployment's settings the benchmark mirrors, as cdk.json gives them to the stack. */
 export interface DeployedSettings {
@@ -86,6 +87,7 @@ export async function startHarness(
         workflowSteps: deployed.workflowStepsMaxConcurrency,
       },
       echoLogs: options.echoLogs ?? process.env.BENCH_ECHO_LOGS === "1",
+      warmUpRequests: options.warmUpRequests ?? WARM_UP_REQUESTS,
     });
     const api = new Pool(apiUrl, { connections: API_CONNECTIONS });
     pool = api;

@@ -2,6 +2,7 @@
 import { LAMBDA_PLATFORM_LOG_BYTES_PER_INVOCATION, prices, quote } from "../prices.ts";
 import type { Machine, ScenarioCounts, SectionName, SectionResults, Stamp } from "../results.ts";
 import { EMPTY_RECEIVE } from "../system/counters.ts";
+import { WARM_UP_REQUESTS } from "../system/warm-up.ts";
 import { barChart } from "./svg.ts";
 
 export interface RenderedDocument {
@@ -88,6 +89,7 @@ export function renderDocument(results: SectionResults): RenderedDocument {
     ...(latest ? machineLines(latest.machine, results) : []),
     "",
     "**What runs.** The local runtime (`startLocalRuntime`): the real `api`, `engine` and `deliver` handlers, the API Gateway stand-in, the lanes' pollers, the SQS emulator and the scheduler stand-in share one Node process; DynamoDB Local is a Java process. The HTTPS receivers (127.0.0.1, self-signed certificate trusted through `NODE_EXTRA_CA_CERTS`) run in a second process and the load generator in a third, so neither competes with the system for its event loop. Settings are the deployed ones from `cdk.json`: log level, the webhook lane's maximum concurrency, 10 messages a batch; metrics are on, tracing off (no X-Ray daemon).",
+    `Before a section measures speed, DynamoDB Local is brought up to speed with ${integer(WARM_UP_REQUESTS)} requests of its own (\`bench/system/warm-up.ts\`): the JVM runs its code several times slower until it has compiled it, and DynamoDB has no such warm-up.`,
     "",
     "**What carries over to AWS.** Request counts, capacity units, log bytes, bundle sizes and the shape of the curves. Latencies and rates do not: here one event loop carries the API, both lanes' consumers and the SQS emulator, where Lambda runs many instances side by side, and DynamoDB Local is not DynamoDB.",
     "",

@@ -26,6 +26,7 @@ import {
   instrumentHandler,
   tapFunctionOutput,
 } from "./instrument.ts";
+import { warmUpDynamoDbLocal } from "./warm-up.ts";
 
 export interface SystemOptions {
   /** RETRY_TIME_SCALE of the runtime: 0.001 makes the one-minute retry take 60 ms. */
@@ -37,6 +38,8 @@ export interface SystemOptions {
   readonly maxConcurrency: { readonly webhookLane: number; readonly workflowSteps: number };
   /** Show the functions' log lines instead of only counting them. */
   readonly echoLogs: boolean;
+  /** Requests that bring DynamoDB Local up to speed before anything is measured (`warm-up.ts`). */
+  readonly warmUpRequests: number;
 }
 
 export interface SystemInfo {
@@ -110,6 +113,7 @@ async function start(options: SystemOptions): Promise<SystemInfo> {
     maxConcurrency: options.maxConcurrency,
   });
   await learnTables(runtime);
+  if (options.warmUpRequests > 0) await warmUpDynamoDbLocal(options.warmUpRequests);
 
   const [{ dynamoDocuments }, { sqs }, { scheduler }] = await Promise.all([
     import("#adapters/dynamodb-client"),
