@@ -55,7 +55,17 @@ export interface Peer<H extends Handlers> {
 }
 
 /** Children run TypeScript through tsx. */
-const CHILD_EXEC_ARGV = ["--import", "tsx"];
+/**
+ * `BENCH_CPU_PROFILE_DIR=<dir>` has every child write a V8 CPU profile there when it exits (open
+ * it in Chrome's DevTools): where the system's CPU goes under the section's load.
+ */
+const CHILD_EXEC_ARGV = [
+  "--import",
+  "tsx",
+  ...(process.env.BENCH_CPU_PROFILE_DIR
+    ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE_DIR}`]
+    : []),
+];
 /**
  * The AWS SDK warns once per process that its 2027 releases will need Node 22; the benchmark
  * starts several processes, and one warning (from the SDK's own switch) is enough.
