@@ -46,6 +46,8 @@ export const functionBundling: FunctionBundling = {
   alias: {
     // On Lambda credentials are always in the environment; the module says why this pays.
     "@aws-sdk/credential-provider-node": "./functions/shared/adapters/lambda-credentials.ts",
+    // None of the clients the functions use streams events; the module says what that saves.
+    "@smithy/core/event-streams": "./functions/shared/adapters/without-event-streams.ts",
   },
   // The version the User-Agent of webhooks names (functions/shared/version.ts reads it from
   // package.json when running unbundled, so both say the same).

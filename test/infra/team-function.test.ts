@@ -151,6 +151,15 @@ describe.each(["api", "engine", "deliver", "enroll", "sweep"])("the %s function"
     expect(code).not.toContain("GetRoleCredentials");
   });
 
+  it("leaves out the SDK's event-stream codec, which none of its clients needs", () => {
+    // Act
+    const code = readFileSync(join(bundleOf(resourceOf()), "index.mjs"), "utf8");
+
+    // Assess: the codec names the headers of every event-stream message
+    expect(code).toContain("EventStreamsNotBundledError");
+    expect(code).not.toContain(":message-type");
+  });
+
   it("carries zod only if it validates requests, as the API does", () => {
     // Act
     const code = readFileSync(join(bundleOf(resourceOf()), "index.mjs"), "utf8");
