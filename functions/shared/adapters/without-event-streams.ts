@@ -2,7 +2,8 @@
  * What the function bundles find in place of `@smithy/core/event-streams`. The SDK's HTTP
  * protocols import that module on demand, for operations that send or receive an event stream
  * (Transcribe, Bedrock, Kinesis SubscribeToShard...); esbuild cannot tell that the clients here
- * have none, so it bundled the whole codec, 15 kB, into every function. DynamoDB, SQS and
+ * have none, so it bundled the whole codec into every function, and with it every export of the
+ * SDK submodules the import reached: about 21 kB of each bundle. DynamoDB, SQS and
  * EventBridge Scheduler have no event-stream operation, so `infra/function-bundling.ts` aliases
  * the module to this one; the tests and the local runtime run unbundled and keep the real one.
  * Should a client that streams events ever be bundled, its first such call fails with
