@@ -208,6 +208,56 @@ const POINTS: readonly InjectionPoint[] = [
   },
 ];
 
+/**
+ * Points of the API's start of a first webhook action (the enrollment is stored with that action
+ * running, then the API creates the delivery and hands attempt 1 to the webhook lane): the fault
+ * hits the API, then the step it sends instead, which finishes the start.
+ */
+interface ApiInjectionPoint {
+  readonly what: string;
+  readonly service: "DynamoDB" | "SQS";
+  readonly command: string;
+  readonly when: (input: Input) => boolean;
+  /** Faults in a row, when more than `FAULTS_IN_A_ROW`. */
+  readonly faults?: number;
+  readonly stuckUntilSwept: boolean;
+}
+
+const API_POINTS: readonly ApiInjectionPoint[] = [
+  {
+    what: "stores the delivery's body",
+    service: "DynamoDB",
+    command: "PutItemCommand",
+    when: (input) => keyOf(input, "sk") === "DELIVERY#BODY",
+    // The API's fault and four receives of its step: the fifth receive creates the delivery.
+    stuckUntilSwept: false,
+  },
+  {
+    what: "stores the delivery",
+    service: "DynamoDB",
+    command: "PutItemCommand",
+    when: (input) => keyOf(input, "sk") === "DELIVERY",
+    stuckUntilSwept: false,
+  },
+  {
+    what: "hands attempt 1 to the webhook lane",
+    service: "SQS",
+    command: "SendMessageCommand",
+    when: (input) => toQueue(input, "webhook-lane"),
+    stuckUntilSwept: false,
+  },
+  {
+    what: "stores the delivery, and so does every receive of the step it sends instead",
+    service: "DynamoDB",
+    command: "PutItemCommand",
+    when: (input) => keyOf(input, "sk") === "DELIVERY",
+    // The step is dead-lettered: the enrollment waits at a running webhook with no delivery
+    // until the sweeper has the step sent again.
+    faults: FAULTS_IN_A_ROW + 1,
+    stuckUntilSwept: true,
+  },
+];
+
 /** A fault as the service would answer it: a server error, which no condition explains. */
 function serviceUnavailable(service: string): () => Error {
   return () =>
@@ -230,8 +280,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   reportFigures({
-    suite: "AWS faults: 5 in a row at each of 17 points of the engine and the deliver path",
-    inputs: POINTS.length,
+    suite: `AWS faults: 5 in a row (6 at one) at each of ${POINTS.length + API_POINTS.length} points of the API's start of a first webhook, the engine and the deliver path`,
+    inputs: POINTS.length + API_POINTS.length,
     faultsInjected: figures.injected,
     faultsSurvived: figures.survived,
     stuck: figures.stuck,
@@ -328,6 +378,65 @@ describe("five faults in a row at one point of the engine or the deliver path", 
     expect(delivery?.status).toBe("succeeded");
     expect(record?.properties.stage?.[0]?.value).toBe("lead");
     expect(record?.properties.synced?.[0]?.value).toBe("yes");
+    expect([...new Set(attempts)]).toEqual([1, 2]);
+    figures.survived += injected;
+  });
+});
+
+describe("faults in a row at one point of the API's start of a first webhook action", () => {
+  it.each(
+    API_POINTS.map((point) => [`${point.service}, when the API ${point.what}`, point] as const),
+  )("%s: nothing is left stuck once the sweeper has run", async (_name, point) => {
+    // Prepare
+    const make = serviceUnavailable(point.service);
+    const client = point.service === "DynamoDB" ? system.aws.documents : system.aws.sqs;
+    const times = point.faults ?? FAULTS_IN_A_ROW;
+    const faults = injectErrors(client, point.command, make, times, point.when);
+
+    // Act
+    const enrollmentId = await system.enrollThroughApi([
+      {
+        type: "webhook",
+        url: system.receiver.url("/api-faults"),
+        method: "POST",
+        body: { type: "all" },
+      },
+      { type: "setProperty", property: "synced", value: "yes" },
+    ]);
+    const started = await system.tables.enrollments.get(enrollmentId);
+    const work: Work = {
+      enrollmentId,
+      deliveryId: deliveryIdFor(enrollmentId, started?.actions[0]?.actionId ?? ""),
+    };
+    await system.settle();
+    const stuckBeforeSweep = await openWorkOf(work);
+    let sweeps = 0;
+    while ((await openWorkOf(work)).length > 0 && sweeps < MAX_SWEEPS) {
+      system.clock.now += BETWEEN_SWEEPS_MS;
+      await system.sweep();
+      await system.settle();
+      sweeps += 1;
+    }
+    const injected = faults.count();
+    faults.remove();
+
+    // Assess
+    const stuck = await openWorkOf(work);
+    const stored = await system.tables.enrollments.get(enrollmentId);
+    const delivery = await system.tables.deliveries.get(work.deliveryId);
+    const attempts = system.receiver.requests
+      .filter((request) => request.headers["x-delivery-id"] === work.deliveryId)
+      .map((request) => Number(request.headers["x-delivery-attempt"]));
+    figures.injected += injected;
+    figures.stuck += stuck.length;
+    figures.stuckBeforeSweep += stuckBeforeSweep.length > 0 ? 1 : 0;
+    figures.duplicates += attempts.length - new Set(attempts).size;
+    expect(injected).toBe(times);
+    expect(stuckBeforeSweep.length > 0, "stuck before the sweeper ran").toBe(point.stuckUntilSwept);
+    expect(stuck).toEqual([]);
+    expect(stored?.status).toBe("completed");
+    expect(stored?.actions.map((action) => action.status)).toEqual(["succeeded", "succeeded"]);
+    expect(delivery?.status).toBe("succeeded");
     expect([...new Set(attempts)]).toEqual([1, 2]);
     figures.survived += injected;
   });

@@ -336,9 +336,9 @@ describe("the enroll function on DynamoDB Local's stream", () => {
           body: { type: "all" },
         },
       ],
-      // As above, then the delivery started at once, as the API starts it: its body and its state,
-      // the attempt on the webhook lane, and the action marked running.
-      { Query: 1, GetItem: 2, PutItem: 4, SendMessage: 1, UpdateItem: 1 },
+      // As above, the enrollment stored with its webhook running, then the delivery started at
+      // once, as the API starts it: its body and its state, and the attempt on the webhook lane.
+      { Query: 1, GetItem: 2, PutItem: 4, SendMessage: 1 },
     ],
   ] as const)(
     "adds, for a triggered enrollment whose first action is %s, the requests of the API's enroll and one index query per batch",

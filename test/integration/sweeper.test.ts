@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { makeDeliveryAttempt } from "#app/delivery-attempts";
@@ -5,7 +6,7 @@ import { failAction } from "#app/enrollment-progress";
 import type { SweepFinding } from "#app/sweeper";
 import { runWorkflowStep } from "#app/workflow-steps";
 import { deliveryIdFor } from "#domain/delivery";
-import type { Enrollment } from "#domain/enrollment";
+import { type Enrollment, newEnrollment, withActionStarted } from "#domain/enrollment";
 import {
   ATTEMPT_STALL_MS,
   MAX_SWEEP_RESUMES,
@@ -15,6 +16,7 @@ import {
 import type { WorkflowAction } from "#domain/workflow";
 import { type ClockedSystem, startClockedSystem } from "#test/clocked-system";
 import { injectErrors } from "#test/injected-errors";
+import { storedContact } from "#test/stored-work";
 
 /**
  * The sweeper's app function against DynamoDB Local and the SQS emulator, on a controlled clock:
@@ -61,6 +63,28 @@ async function firstStepThenLoseMessages(enrollment: Enrollment): Promise<void> 
   });
   await system.aws.drain("workflowSteps");
   await system.aws.drain("webhookLane");
+}
+
+/**
+ * An enrollment stored at its first webhook action, running, as the API stores it, whose
+ * delivery was never created and whose start no message carries on.
+ */
+async function startedWithoutDelivery(path: string): Promise<Enrollment> {
+  const objectId = await storedContact(system.tables.records, { email: "ada@example.com" });
+  const created = newEnrollment({
+    enrollmentId: randomUUID(),
+    workflowId: randomUUID(),
+    objectType: "contacts",
+    objectId,
+    definition: [{ ...webhook(path), id: randomUUID() }],
+    now: system.clock.now,
+  });
+  const enrollment = withActionStarted(created, 0, {
+    now: system.clock.now,
+    deliveryId: deliveryIdFor(created.enrollmentId, created.actions[0]?.actionId ?? ""),
+  });
+  await system.tables.enrollments.create(enrollment);
+  return enrollment;
 }
 
 const deliveryOf = (enrollment: Enrollment, index = 0) =>
@@ -357,6 +381,57 @@ describe("the sweeper", () => {
     const stored = await system.tables.enrollments.get(enrollment.enrollmentId);
     expect(stored?.status).toBe("failed");
     expect(stored?.failureReason).toBe(last[0]?.kind === "failed" ? last[0].reason : "");
+  });
+
+  it("creates the delivery of a first webhook that was stored running without one, once it is overdue", async () => {
+    // Prepare: the enrollment was stored, and what was to create its delivery stopped there
+    const enrollment = await startedWithoutDelivery("/never-created");
+    const deliveryId = deliveryOf(enrollment);
+    const created = system.clock.now;
+
+    // Act
+    system.clock.now = created + STEP_STALL_MS - 1;
+    const early = await system.sweep();
+    system.clock.now = created + STEP_STALL_MS;
+    const due = await system.sweep();
+    await system.settle();
+
+    // Assess
+    expect(about(early.findings, enrollment.enrollmentId)).toEqual([]);
+    expect(about(due.findings, enrollment.enrollmentId)).toEqual([
+      expect.objectContaining({
+        kind: "resumed",
+        sent: "advance",
+        reason: `webhook action 0 has no delivery ${deliveryId}`,
+        deliveryId,
+      }),
+    ]);
+    expect(system.receiver.requestsTo("/never-created")).toHaveLength(1);
+    expect((await system.tables.deliveries.get(deliveryId))?.status).toBe("succeeded");
+    expect((await system.tables.enrollments.get(enrollment.enrollmentId))?.status).toBe(
+      "completed",
+    );
+  });
+
+  it(`fails a webhook action whose delivery no resume creates, after ${MAX_SWEEP_RESUMES} resumes`, async () => {
+    // Prepare: the delivery is never created, and every step sent to create it is lost
+    const enrollment = await startedWithoutDelivery("/never-ever");
+    const deliveryId = deliveryOf(enrollment);
+
+    // Act
+    let last: SweepFinding[] = [];
+    for (let run = 0; run <= MAX_SWEEP_RESUMES; run++) {
+      system.clock.now += STEP_STALL_MS * 2 ** run;
+      last = about((await system.sweep()).findings, enrollment.enrollmentId);
+      await system.aws.drain("workflowSteps");
+    }
+
+    // Assess
+    const reason = `webhook action 0 has no delivery ${deliveryId} after ${MAX_SWEEP_RESUMES} resumes by the sweeper`;
+    expect(last).toEqual([expect.objectContaining({ kind: "failed", reason })]);
+    const stored = await system.tables.enrollments.get(enrollment.enrollmentId);
+    expect(stored).toMatchObject({ status: "failed", failureReason: reason });
+    expect(system.receiver.requestsTo("/never-ever")).toEqual([]);
   });
 
   it("leaves a delivery with an attempt in flight to its consumer", async () => {

@@ -22,7 +22,9 @@ import { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import { RecordsTable } from "#adapters/records-table";
 import { RetrySchedules } from "#adapters/retry-schedules";
 import { createWebhookClient, type WebhookClient } from "#adapters/webhook-client";
+import { WorkflowsTable } from "#adapters/workflows-table";
 import { type DeliveryAttemptsDeps, makeDeliveryAttempt } from "#app/delivery-attempts";
+import { enroll } from "#app/enrollments";
 import { type SweeperDeps, type SweepRun, sweepOpenWork } from "#app/sweeper";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
 import { type Enrollment, newEnrollment } from "#domain/enrollment";
@@ -42,6 +44,7 @@ import {
 } from "#test/https-receiver";
 import type { InjectedErrors } from "#test/injected-errors";
 import { type LocalAws, startLocalAws } from "#test/local-aws";
+import { storedContact } from "#test/stored-work";
 
 /** The time every part of the system reads (epoch ms); tests move it. */
 export interface Clock {
@@ -115,6 +118,11 @@ export interface ClockedSystem {
   answer: (request: ReceivedRequest, previousOnPath: number) => ReceiverAnswer;
   /** A contact, and an enrollment of it into a workflow of `actions`, whose first step is sent. */
   enroll(actions: WorkflowAction[]): Promise<Enrollment>;
+  /**
+   * A contact, a stored workflow of `actions`, and the contact enrolled into it as the API does
+   * (`POST /workflows/{id}/enrollments`, which starts a first webhook itself); the enrollment's id.
+   */
+  enrollThroughApi(actions: WorkflowAction[]): Promise<string>;
   /** Handles messages and fires schedules, moving the clock, until none is left. */
   settle(): Promise<void>;
   /**
@@ -159,6 +167,7 @@ export async function startClockedSystem(): Promise<ClockedSystem> {
   };
   const workflowSteps = new WorkflowStepsQueue(aws.sqs, aws.resources.queues.workflowSteps.url);
   const webhookLane = new WebhookLaneQueue(aws.sqs, aws.resources.queues.webhookLane.url);
+  const workflows = new WorkflowsTable(aws.documents, names.workflows);
 
   // The retry scheduler's stand-in.
   const schedules = new Map<string, HeldSchedule>();
@@ -411,6 +420,25 @@ export async function startClockedSystem(): Promise<ClockedSystem> {
         actionIndex: 0,
       });
       return enrollment;
+    },
+    async enrollThroughApi(actions) {
+      const objectId = await storedContact(tables.records, { email: "ada@example.com" });
+      const at = new Date(clock.now).toISOString();
+      const workflow = {
+        id: randomUUID(),
+        name: "enrolled through the API",
+        objectType: "contacts" as const,
+        actions: actions.map((action) => ({ ...action, id: randomUUID() })),
+        createdAt: at,
+        updatedAt: at,
+      };
+      await workflows.create(workflow);
+      const { enrollmentId } = await enroll(
+        { ...tables, workflows, workflowSteps, webhookLane, now, newId: randomUUID, portalId: 1 },
+        workflow.id,
+        { objectId },
+      );
+      return enrollmentId;
     },
     settle,
     settleOne,

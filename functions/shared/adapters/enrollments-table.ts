@@ -75,6 +75,8 @@ export class EnrollmentsTable {
             sk: SK,
             ...enrollment,
             workflowRecord: workflowRecordKey(enrollment.workflowId, enrollment.objectId),
+            // Due when its first step should have run, whether that action is pending or a
+            // webhook stored running: until its delivery exists, that step may still create it.
             ...(hasEnded(enrollment)
               ? {}
               : openWorkAttributes(

@@ -5,7 +5,12 @@ import type { RecordsTable } from "#adapters/records-table";
 import type { WorkflowsTable } from "#adapters/workflows-table";
 import { startWebhook } from "#app/workflow-steps";
 import { deliveryIdFor, deliveryView } from "#domain/delivery";
-import { type Enrollment, enrollmentView, newEnrollment } from "#domain/enrollment";
+import {
+  type Enrollment,
+  enrollmentView,
+  newEnrollment,
+  withActionStarted,
+} from "#domain/enrollment";
 import { NotFoundError } from "#domain/errors";
 import type { CrmRecord } from "#domain/record";
 import type { RequestBody } from "#domain/request-schemas";
@@ -45,14 +50,16 @@ export async function enroll(
     objectId: input.objectId,
   });
   if (!record) throw new NotFoundError(`${workflow.objectType}/${input.objectId} not found`);
-  const enrollment = newEnrollment({
-    enrollmentId: options.enrollmentId ?? deps.newId(),
-    workflowId,
-    objectType: workflow.objectType,
-    objectId: input.objectId,
-    definition: workflow.actions,
-    now: deps.now(),
-  });
+  const enrollment = startedAtFirstWebhook(
+    newEnrollment({
+      enrollmentId: options.enrollmentId ?? deps.newId(),
+      workflowId,
+      objectType: workflow.objectType,
+      objectId: input.objectId,
+      definition: workflow.actions,
+      now: deps.now(),
+    }),
+  );
   await deps.enrollments.create(enrollment);
   try {
     await startFirstAction(deps, enrollment, record);
@@ -66,10 +73,26 @@ export async function enroll(
 }
 
 /**
+ * A new enrollment whose first action is a webhook is stored with that action running already,
+ * its delivery named by the id the delivery will have: the API starts it at once (below), and
+ * marking it started in a write of its own would cost an update per enrollment. Until the
+ * delivery exists, a step or the sweeper that finds the action running creates it.
+ */
+function startedAtFirstWebhook(enrollment: Enrollment): Enrollment {
+  const first = enrollment.definition[0];
+  if (first?.type !== "webhook") return enrollment;
+  return withActionStarted(enrollment, 0, {
+    now: enrollment.createdAt,
+    deliveryId: deliveryIdFor(enrollment.enrollmentId, first.id),
+  });
+}
+
+/**
  * Starts a new enrollment. A first action that is a webhook is started here and now: its
  * delivery is built from the record just read and handed to the webhook lane, which saves a hop
  * through the workflow-steps lane (a message, an invocation and two reads). Should that fail
- * half-way, the workflow-steps lane is asked to start it instead; starting is idempotent.
+ * half-way, the workflow-steps lane is asked to finish the start instead: it creates the delivery
+ * if it is missing and hands its first attempt to the lane again while none was made.
  */
 async function startFirstAction(
   deps: EnrollDeps,

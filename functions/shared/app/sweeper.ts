@@ -176,7 +176,7 @@ async function sweepEnrollment(deps: SweeperDeps, enrollmentId: string): Promise
   const what = `${action.type} action ${index}`;
 
   if (progress.status === "running" && action.type === "webhook") {
-    return sweepWebhookWait(deps, enrollment, subject);
+    return sweepWebhookWait(deps, enrollment, subject, marks);
   }
   if (marks.resumes >= MAX_SWEEP_RESUMES) {
     const reason = `${what} made no progress after ${marks.resumes} resumes by the sweeper`;
@@ -251,29 +251,44 @@ async function sweepEndedEnrollment(
 }
 
 /**
- * An enrollment waiting on its webhook's delivery. Until the delivery first retries, the
- * enrollment is what watches it (a delivery enters the index only then, which keeps the index's
- * cost off the deliveries that succeed at once): an overdue first attempt is re-sent here. A
- * delivery that ended without the action being finished has it finished. Otherwise the delivery
- * moves by itself, or its own sweep moves it, and the enrollment is looked at again once the
- * delivery should have moved.
+ * An enrollment waiting on its webhook's delivery. A delivery that was never created (the
+ * enrollment is created with its first webhook running, and what was to create the delivery
+ * stopped) is started again through the workflow-steps lane, counted as a resume. Until the
+ * delivery first retries, the enrollment is what watches it (a delivery enters the index only
+ * then, which keeps the index's cost off the deliveries that succeed at once): an overdue first
+ * attempt is re-sent here. A delivery that ended without the action being finished has it
+ * finished. Otherwise the delivery moves by itself, or its own sweep moves it, and the enrollment
+ * is looked at again once the delivery should have moved.
  */
 async function sweepWebhookWait(
   deps: SweeperDeps,
   enrollment: Enrollment,
   subject: FindingSubject,
+  marks: OpenWorkMarks,
 ): Promise<SweepFinding[]> {
   const index = enrollment.currentIndex;
   const deliveryId = currentDeliveryId(enrollment) ?? "";
   const withDelivery = { ...subject, deliveryId };
   const state = await deps.deliveries.readState(deliveryId);
   if (!state) {
-    const reason = `webhook action ${index} has no delivery ${deliveryId}`;
-    const report = await failAction(deps, enrollment, index, reason);
+    const what = `webhook action ${index} has no delivery ${deliveryId}`;
+    if (marks.resumes >= MAX_SWEEP_RESUMES) {
+      const reason = `${what} after ${marks.resumes} resumes by the sweeper`;
+      const report = await failAction(deps, enrollment, index, reason);
+      return [
+        report.kind === "finished"
+          ? { ...withDelivery, kind: "failed", reason }
+          : { ...withDelivery, kind: "skipped", reason: report.reason },
+      ];
+    }
+    // The step creates the delivery and hands its first attempt to the webhook lane.
+    await deps.workflowSteps.send({
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: index,
+    });
     return [
-      report.kind === "finished"
-        ? { ...withDelivery, kind: "failed", reason }
-        : { ...withDelivery, kind: "skipped", reason: report.reason },
+      await resuming(deps, enrollment, withDelivery, marks, { reason: what, sent: "advance" }),
     ];
   }
   const { delivery } = state;

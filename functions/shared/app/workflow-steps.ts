@@ -3,7 +3,7 @@ import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
 import { failAction, finishAction, type ProgressReport } from "#app/enrollment-progress";
-import { attemptMessage, failedDelivery, newDelivery } from "#domain/delivery";
+import { attemptMessage, deliveryIdFor, failedDelivery, newDelivery } from "#domain/delivery";
 import { type Enrollment, hasEnded } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import type { AdvanceMessage, ResumeMessage, WorkflowStepMessage } from "#domain/messages";
@@ -68,6 +68,9 @@ async function startAction(
   const progress = enrollment.actions[index];
   const action = enrollment.definition[index];
   if (!progress || !action) return { kind: "skipped", reason: `no action ${index}` };
+  if (progress.status === "running" && action.type === "webhook") {
+    return finishWebhookStart(deps, enrollment, index, action);
+  }
   if (progress.status !== "pending")
     return { kind: "skipped", reason: `action ${index} is ${progress.status}` };
   switch (action.type) {
@@ -194,7 +197,36 @@ export async function startWebhook(
     return finishAction(deps, enrollment, index, { status: "failed", deliveryId });
   }
   await deps.webhookLane.send(attemptMessage(delivery, 1));
-  await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now, deliveryId }));
+  // An enrollment created at its first webhook has that action marked running already.
+  if (enrollment.actions[index]?.status === "pending") {
+    await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now, deliveryId }));
+  }
+  return { kind: "waiting", actionType: "webhook" };
+}
+
+/**
+ * A webhook action marked running whose start may not have been finished: an enrollment is
+ * created with its first webhook running, and the API asks for this step when it could not
+ * create the delivery or hand its first attempt to the lane (the sweeper asks for it when the
+ * delivery is still missing later on). The delivery is created when it is missing, and its
+ * first attempt handed to the lane again while none was made or is in flight; the lane makes
+ * each attempt once, so a second message for it sends nothing.
+ */
+async function finishWebhookStart(
+  deps: WorkflowStepsDeps,
+  enrollment: Enrollment,
+  index: number,
+  action: WebhookAction & { id: string },
+): Promise<StepReport> {
+  const deliveryId = deliveryIdFor(enrollment.enrollmentId, action.id);
+  const state = await deps.deliveries.readState(deliveryId);
+  if (!state) return startWebhook(deps, enrollment, index, action);
+  const { delivery, leaseUntil } = state;
+  const inFlight = leaseUntil !== undefined && leaseUntil > deps.now();
+  if (delivery.status !== "pending" || delivery.attemptCount > 0 || inFlight) {
+    return { kind: "skipped", reason: `action ${index} is running, its delivery under way` };
+  }
+  await deps.webhookLane.send(attemptMessage(delivery, 1));
   return { kind: "waiting", actionType: "webhook" };
 }
 

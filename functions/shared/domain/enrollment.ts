@@ -64,6 +64,32 @@ export function newEnrollment(input: {
   };
 }
 
+/**
+ * The enrollment with the action at `index` started at `now`, as `EnrollmentsTable.startAction`
+ * stores it: the action running (a webhook's with its delivery's id) and the enrollment waiting.
+ */
+export function withActionStarted(
+  enrollment: Enrollment,
+  index: number,
+  change: { now: number; deliveryId?: string },
+): Enrollment {
+  return {
+    ...enrollment,
+    status: "waiting",
+    actions: enrollment.actions.map((action, at) =>
+      at === index
+        ? {
+            ...action,
+            status: "running",
+            startedAt: change.now,
+            ...(change.deliveryId ? { deliveryId: change.deliveryId } : {}),
+          }
+        : action,
+    ),
+    updatedAt: change.now,
+  };
+}
+
 /** The status an enrollment has once the action at `index` has finished. */
 export function statusAfter(enrollment: Enrollment, index: number): EnrollmentStatus {
   return index + 1 >= enrollment.actions.length ? "completed" : "active";
