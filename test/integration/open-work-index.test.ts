@@ -172,6 +172,30 @@ describe("the open-work index", () => {
     expect(tally.enrollments?.indexUnits).toBe(2);
   });
 
+  it("takes 2 index write units from an enrollment the API starts at its webhook, which never moves in it", async () => {
+    // Prepare
+    const started = system.clock.now;
+
+    // Act
+    const enrollmentId = await system.enrollThroughApi([webhook("/through-the-api")]);
+    const enrolled = structuredClone(tally);
+    const place = await placeOf("enrollments", enrollmentId);
+    await system.settle();
+
+    // Assess: the lock and the enrollment, which enters the index due when its first step would
+    // be; then the lane's finish, which takes it out. No write in between moves it.
+    expect(enrolled.enrollments).toEqual({ requests: 2, indexUnits: 1 });
+    expect(place).toEqual({
+      sweepShard: sweepShardOf(enrollmentId),
+      sweepAt: started + STEP_STALL_MS,
+    });
+    expect(tally.enrollments).toEqual({ requests: 3, indexUnits: 2 });
+    expect(await placeOf("enrollments", enrollmentId)).toEqual({
+      sweepShard: undefined,
+      sweepAt: undefined,
+    });
+  });
+
   it("adds 2 index write units to a delivery that retries, and 2 more per further retry", async () => {
     // Prepare: two failed attempts, then a success
     system.answer = (request) =>
