@@ -73,28 +73,16 @@ export const ENROLLMENTS_BY_WORKFLOW_RECORD: IndexDefinition = {
  * items written before an index existed are listed too, and other item types stay out of it.
  */
 export const indexes = {
-  /** A workflow's deliveries by creation time (epoch ms), for `GET /deliveries` and replays. */
+  /**
+   * A workflow's deliveries by creation time (epoch ms), for `GET /deliveries` and replays. Keys
+   * only: its keys never change, so the writes of every attempt leave it alone, and a list reads
+   * the deliveries themselves.
+   */
   deliveriesByWorkflow: {
     name: "byWorkflow",
     partitionKey: { name: "workflowId", type: "S" },
     sortKey: { name: "createdAt", type: "N" },
-    // A delivery as a list shows it, plus what a replay decides by (attempts made, which replay
-    // re-fired it). Every change to one of these also writes the index, so it stays short.
-    projection: [
-      "deliveryId",
-      "enrollmentId",
-      "actionId",
-      "objectType",
-      "objectId",
-      "method",
-      "url",
-      "status",
-      "nextAttempt",
-      "nextAttemptAt",
-      "failureReason",
-      "attemptCount",
-      "replayedBy",
-    ],
+    projection: "KEYS_ONLY",
   },
   /**
    * Every workflow by creation time (ISO-8601), for `GET /workflows`: all workflow items share

@@ -188,6 +188,20 @@ describe("table access", () => {
     expect(policies).not.toContain("/index/*");
   });
 
+  it("lets the api and engine functions read the deliveries a keys-only index names, in batches", () => {
+    // Prepare
+    const { deliveries } = stack.state.tables;
+
+    for (const fn of [stack.apiFunction, stack.engineFunction]) {
+      // Act
+      const onItems = actionsOn(fn.executionRole, deliveries);
+
+      // Assess
+      expect(onItems, fn.serviceName).toContain("dynamodb:BatchGetItem");
+      expect(onItems, fn.serviceName).toContain("dynamodb:Query");
+    }
+  });
+
   it("keeps the deliver function from workflows, and from writing apps", () => {
     // Prepare
     const role = stack.deliverFunction.executionRole;

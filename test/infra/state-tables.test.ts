@@ -85,6 +85,8 @@ describe("the state tables", () => {
       );
     }
     expect(tables.deliveries.indexes).toEqual([indexes.deliveriesByWorkflow, openWorkIndex]);
+    // The writes of every attempt leave a keys-only index alone: its keys never change.
+    expect(indexes.deliveriesByWorkflow.projection).toBe("KEYS_ONLY");
     expect(tables.workflows.indexes).toEqual([
       WORKFLOWS_BY_TRIGGER_TYPE,
       indexes.workflowsByCreation,

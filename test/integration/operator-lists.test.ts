@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
+import { batchGetItems, UnreadKeysError } from "#adapters/batch-reads";
 import { DeliveriesTable, LIST_READ_BUDGET } from "#adapters/deliveries-table";
 import { encodePageToken } from "#adapters/page-tokens";
 import { ReplaysTable } from "#adapters/replays-table";
@@ -85,6 +86,41 @@ async function storeMany(created: readonly Delivery[]): Promise<void> {
       }),
     );
   }
+}
+
+/**
+ * Makes the next `times` BatchGetItem requests answer for their first key only and leave the
+ * others unprocessed; counts the keys each request asked for.
+ */
+function leavingUnprocessed(times: number) {
+  const name = `unprocessed-${randomUUID()}`;
+  const asked: number[] = [];
+  aws.documents.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (context.commandName !== "BatchGetItemCommand" || asked.length >= times) {
+        return next(args);
+      }
+      const input = args.input as { RequestItems: Record<string, { Keys: unknown[] }> };
+      const [table, request] = Object.entries(input.RequestItems)[0] ?? [];
+      if (table === undefined || request === undefined) return next(args);
+      asked.push(request.Keys.length);
+      const [first, ...rest] = request.Keys;
+      const result = await next({
+        ...args,
+        input: { ...input, RequestItems: { [table]: { ...request, Keys: [first] } } },
+      });
+      const output = result.output as { UnprocessedKeys?: Record<string, unknown> };
+      output.UnprocessedKeys = rest.length > 0 ? { [table]: { ...request, Keys: rest } } : {};
+      return result;
+    },
+    { step: "initialize", name },
+  );
+  return {
+    keysAsked: () => asked,
+    remove: () => {
+      aws.documents.middlewareStack.remove(name);
+    },
+  };
 }
 
 /** Every page of a list, following nextToken to its end. */
@@ -191,6 +227,37 @@ describe("listing a workflow's deliveries", () => {
       [...failed].reverse().map((d) => d.deliveryId),
     );
     expect(second.nextToken).toBeNull();
+  });
+
+  it("reads again, after a wait, the deliveries DynamoDB left unprocessed, and gives up after bounded rounds", async () => {
+    // Prepare: the next two batch reads answer for their first key only, as a throttled
+    // partition makes DynamoDB do
+    const workflowId = randomUUID();
+    const mine = await store(
+      ...Array.from({ length: 5 }, (_, i) => deliveryOf(workflowId, 3_000 + i, "failed")),
+    );
+    const batches = leavingUnprocessed(2);
+    onTestFinished(() => batches.remove());
+
+    // Act
+    const page = await deliveries.listByWorkflow({ workflowId, status: "failed", limit: 5 });
+    const stubborn = leavingUnprocessed(Number.POSITIVE_INFINITY);
+    const givenUp = batchGetItems(
+      aws.documents,
+      aws.resources.tables.deliveries,
+      // More keys than rounds, so some stay unprocessed to the end.
+      Array.from({ length: 20 }, () => ({ pk: randomUUID(), sk: "DELIVERY" })),
+      { random: () => 0 },
+    );
+    await expect(givenUp).rejects.toBeInstanceOf(UnreadKeysError);
+    stubborn.remove();
+
+    // Assess
+    expect(page.deliveries.map((d) => d.deliveryId)).toEqual(
+      [...mine].reverse().map((d) => d.deliveryId),
+    );
+    expect(batches.keysAsked()).toEqual([5, 4]);
+    expect(stubborn.keysAsked()).toHaveLength(8);
   });
 
   it("refuses a forged or foreign nextToken with a 400 naming it, whatever it holds", async () => {

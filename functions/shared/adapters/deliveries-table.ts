@@ -6,6 +6,7 @@ import {
   QueryCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { BATCH_GET_MAX_KEYS, type BatchProjection, batchGetItems } from "#adapters/batch-reads";
 import { conditionally, isConditionFailure } from "#adapters/dynamo-errors";
 import type { TransactItem } from "#adapters/dynamodb-client";
 import {
@@ -43,12 +44,39 @@ const BY_WORKFLOW = indexes.deliveriesByWorkflow;
 /**
  * Deliveries one `GET /deliveries` request reads at most. A status filter drops deliveries after
  * they are read, so a page of a rare status among many would otherwise read on and on; at this
- * bound a request reads about 60 read units and answers well within a second, a shorter page
- * with a `nextToken` telling the client to go on.
+ * bound a request reads about 520 read units (half a unit for each delivery's state, and its
+ * index keys) and answers within a second, a shorter page with a `nextToken` telling the client
+ * to go on.
  */
 export const LIST_READ_BUDGET = 1_000;
-/** Entries read per query when a filter drops some: a few queries fill most pages. */
-const FILTERED_QUERY_LIMIT = 250;
+/**
+ * What a list and a replay read of each delivery: what a list shows, what a replay decides by
+ * (attempts made, which replay re-fired it), and the index key a page stops at. Never its
+ * authentication, which holds secrets, nor anything a list does not show.
+ */
+const SUMMARY_ATTRIBUTES = [
+  "pk",
+  "sk",
+  "deliveryId",
+  "enrollmentId",
+  "workflowId",
+  "actionId",
+  "objectType",
+  "objectId",
+  "method",
+  "url",
+  "status",
+  "nextAttempt",
+  "nextAttemptAt",
+  "failureReason",
+  "createdAt",
+  "attemptCount",
+  "replayedBy",
+] as const;
+const SUMMARY_PROJECTION: BatchProjection = {
+  expression: SUMMARY_ATTRIBUTES.map((_, i) => `#s${i}`).join(", "),
+  names: Object.fromEntries(SUMMARY_ATTRIBUTES.map((name, i) => [`#s${i}`, name])),
+};
 /** What delivery ids look like (`deliveryIdFor`); a page token naming anything else is forged. */
 const DELIVERY_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -58,7 +86,7 @@ export interface DeliveryPage {
   readonly nextToken: string | null;
 }
 
-/** A delivery a replay may re-fire, as the index shows it. */
+/** A delivery a replay may re-fire, as a replay reads it. */
 export type ReplayCandidate = DeliverySummary & Pick<Delivery, "attemptCount" | "replayedBy">;
 
 /**
@@ -444,9 +472,10 @@ export class DeliveriesTable {
   }
 
   /**
-   * One page of a workflow's deliveries from the index, newest first, filtered by creation time
-   * and status. With a status, pages are read on until the page is full, the index is exhausted
-   * or `LIST_READ_BUDGET` entries were read: a page may then be short and still have a next one.
+   * One page of a workflow's deliveries, newest first, filtered by creation time and status. The
+   * index holds keys only: each stretch of it is read, then the deliveries themselves, and the
+   * status filter applies to what those say. A page may then be short and still have a next one:
+   * a filtered page stops after `LIST_READ_BUDGET` deliveries read.
    */
   async listByWorkflow(query: DeliveryListQuery): Promise<DeliveryPage> {
     const window = {
@@ -454,17 +483,10 @@ export class DeliveriesTable {
       since: query.since ?? 0,
       until: query.until ?? Number.MAX_SAFE_INTEGER,
     };
+    const { status } = query;
     const { items, next } = await this.readIndex({
       ...window,
-      ...(query.status === undefined
-        ? {}
-        : {
-            filter: {
-              expression: "#status = :status",
-              names: { "#status": "status" },
-              values: { ":status": query.status },
-            },
-          }),
+      ...(status === undefined ? {} : { keep: (item) => item.status === status }),
       want: query.limit,
       budget: LIST_READ_BUDGET,
       startKey:
@@ -478,7 +500,7 @@ export class DeliveriesTable {
   /**
    * The next stretch of a replay's deliveries, newest first, from `cursor`: those that failed for
    * good, and those this replay re-fired already (so a step run again finds the same ones). At
-   * most `want` of them, reading at most `budget` index entries.
+   * most `want` of them, reading at most `budget` deliveries.
    */
   async replayCandidates(
     selection: ReplaySelection,
@@ -488,11 +510,7 @@ export class DeliveriesTable {
   ): Promise<{ candidates: ReplayCandidate[]; cursor: ReplayCursor | undefined }> {
     const { items, next } = await this.readIndex({
       ...selection,
-      filter: {
-        expression: "#status = :failed OR replayedBy = :replayId",
-        names: { "#status": "status" },
-        values: { ":failed": "failed", ":replayId": replayId },
-      },
+      keep: (item) => item.status === "failed" || item.replayedBy === replayId,
       ...bounds,
       startKey: cursor === null ? undefined : { ...cursor },
     });
@@ -503,19 +521,19 @@ export class DeliveriesTable {
   }
 
   /**
-   * Reads the workflow's index entries created within [since, until], newest first, from
-   * `startKey`, until `want` items passed the filter or `budget` entries were read; `next` is
-   * where a following read starts, undefined when the index is exhausted.
+   * Reads the workflow's deliveries created within [since, until], newest first, from
+   * `startKey`, until `want` of them passed `keep` or `budget` were read; `next` is where a
+   * following read starts, undefined when the index is exhausted. Each stretch of index keys is
+   * followed by one BatchGetItem of their deliveries: eventually consistent, as the index itself
+   * is, at half a read unit each. Unfiltered, a stretch is as long as the page needs; filtered,
+   * stretches grow (doubling, up to what one BatchGetItem takes), so a page whose deliveries
+   * mostly pass reads few more than it shows, and one of a rare status gets on quickly.
    */
   private async readIndex(input: {
     readonly workflowId: string;
     readonly since: number;
     readonly until: number;
-    readonly filter?: {
-      readonly expression: string;
-      readonly names: Record<string, string>;
-      readonly values: Record<string, unknown>;
-    };
+    readonly keep?: (item: Record<string, unknown>) => boolean;
     readonly want: number;
     readonly budget: number;
     readonly startKey: PageKey | undefined;
@@ -523,47 +541,62 @@ export class DeliveriesTable {
     const items: Record<string, unknown>[] = [];
     let startKey = input.startKey;
     let read = 0;
+    let stretch = 0;
     do {
+      const missing = input.want - items.length;
+      stretch =
+        input.keep === undefined
+          ? missing
+          : Math.min(BATCH_GET_MAX_KEYS, input.budget - read, Math.max(missing, stretch * 2));
       const page = await this.documents.send(
         new QueryCommand({
           TableName: this.tableName,
           IndexName: BY_WORKFLOW.name,
           KeyConditionExpression:
             "workflowId = :workflowId AND createdAt BETWEEN :since AND :until",
-          ...(input.filter === undefined
-            ? {}
-            : {
-                FilterExpression: input.filter.expression,
-                ExpressionAttributeNames: input.filter.names,
-              }),
           ExpressionAttributeValues: {
             ":workflowId": input.workflowId,
             ":since": input.since,
             ":until": input.until,
-            ...input.filter?.values,
           },
           ScanIndexForward: false,
-          // Unfiltered, every entry read is kept: read no more than the page needs.
-          Limit:
-            input.filter === undefined
-              ? input.want - items.length
-              : Math.min(FILTERED_QUERY_LIMIT, input.budget - read),
+          Limit: stretch,
           ExclusiveStartKey: startKey,
         }),
       );
-      read += page.ScannedCount ?? 0;
-      const found = page.Items ?? [];
-      for (const [index, item] of found.entries()) {
+      const keys = page.Items ?? [];
+      read += keys.length;
+      const found = await this.deliveriesAt(keys);
+      const kept = keys.flatMap((key) => {
+        // A delivery the index names is there: the index is written after the table.
+        const item = found.get(String(key.pk));
+        return item !== undefined && (input.keep?.(item) ?? true) ? [{ key, item }] : [];
+      });
+      for (const [index, { key, item }] of kept.entries()) {
         items.push(item);
         if (items.length === input.want) {
-          // A filtered read may find more than the page takes: it then stops after this one.
-          const last = index === found.length - 1;
-          return { items, next: last ? page.LastEvaluatedKey : indexKeyOf(item) };
+          // A stretch may hold more than the page takes: the next page starts after this one,
+          // unless nothing after it passed and the index ends with this stretch.
+          const more = index < kept.length - 1 || page.LastEvaluatedKey !== undefined;
+          return { items, next: more ? indexKeyOf(key) : undefined };
         }
       }
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined && read < input.budget);
     return { items, next: startKey };
+  }
+
+  /** The summaries of the deliveries whose index keys these are, by delivery id. */
+  private async deliveriesAt(
+    keys: readonly Record<string, unknown>[],
+  ): Promise<Map<string, Record<string, unknown>>> {
+    const items = await batchGetItems(
+      this.documents,
+      this.tableName,
+      keys.map((key) => ({ pk: key.pk, sk: key.sk })),
+      { projection: SUMMARY_PROJECTION },
+    );
+    return new Map(items.map((item) => [String(item.pk), item]));
   }
 }
 
@@ -610,7 +643,7 @@ function toAttempt(item: Record<string, unknown>): Attempt {
   return attempt as unknown as Attempt;
 }
 
-/** The state of a delivery as a list shows it, from its index entry. */
+/** The state of a delivery as a list shows it, from what a list reads of it. */
 function toSummary(item: Record<string, unknown>): DeliverySummary {
   const { pk: _pk, sk: _sk, ...summary } = item;
   return summary as unknown as DeliverySummary;
