@@ -38,6 +38,15 @@ const BODY_SK = "DELIVERY#BODY";
 const ATTEMPT_PREFIX = "ATTEMPT#";
 /** Attempt logs expire (DynamoDB TTL) this long after the attempt was sent. */
 const ATTEMPT_LOG_RETENTION_DAYS = 30;
+/**
+ * The last attempt stays in the state item (`lastAttempt`) when its response excerpt and error
+ * together take at most this many bytes, as most do (an empty body, `ok`, a short JSON answer, a
+ * connection error); a larger one (up to the 4 KiB excerpt) goes to its own item at once. A
+ * write costs a unit per started KB of the item it changes: a state of about 550 bytes when it
+ * starts and about 710 with every mark of a retried, re-fired and leased delivery, plus about
+ * 110 bytes of attempt around its text, stays under 1 KB with this much text.
+ */
+export const MAX_INLINE_ATTEMPT_TEXT_BYTES = 200;
 /** The compressed body must leave room in the 400 KB item for the rest of the delivery. */
 const MAX_STORED_BODY_BYTES = 300_000;
 const BY_WORKFLOW = indexes.deliveriesByWorkflow;
@@ -92,9 +101,12 @@ export type ReplayCandidate = DeliverySummary & Pick<Delivery, "attemptCount" | 
 /**
  * Deliveries and their attempt logs, under the delivery id: the delivery's state (`DELIVERY`),
  * its body (`DELIVERY#BODY`, gzip-compressed, written once), and one item per attempt
- * (`ATTEMPT#0001`...). The body lives apart because every attempt updates the state twice (its
- * lease and its outcome), and a write costs by the size of the item it changes: kept apart, a
- * small state costs one write unit per update whatever the size of the record sent.
+ * (`ATTEMPT#0001`...), but for the last one, which the state keeps while it is small
+ * (`lastAttempt`) and moves to its own item when the next attempt is recorded: a delivery that
+ * ends at its first attempt writes no attempt item. The body lives apart because every attempt
+ * updates the state (its lease and its outcome), and a write costs by the size of the item it
+ * changes: kept apart, a small state costs one write unit per update whatever the size of the
+ * record sent.
  *
  * A retrying delivery's state is in the open-work index, due by when its retry should have been
  * made (`deadlines`), and so is one re-fired by hand; the writes that move it keep its place
@@ -247,10 +259,15 @@ export class DeliveriesTable {
     } while (startKey);
     const delivery = toDelivery(items);
     if (!delivery) return undefined;
-    const attempts = items
+    const logged = items
       .filter((item) => String(item.sk).startsWith(ATTEMPT_PREFIX))
-      .map(toAttempt)
-      .sort((a, b) => a.number - b.number);
+      .map(toAttempt);
+    // A recording that stopped after moving the last attempt out leaves it in both places.
+    const last = delivery.lastAttempt;
+    const attempts = [
+      ...logged.filter((attempt) => attempt.number !== last?.number),
+      ...(last ? [last] : []),
+    ].sort((a, b) => a.number - b.number);
     return { delivery, attempts };
   }
 
@@ -290,10 +307,13 @@ export class DeliveriesTable {
   }
 
   /**
-   * Writes an attempt to the log, then moves the delivery by the verdict, only while this
-   * consumer's lease on that attempt stands (StaleStateError otherwise). Two writes, not a
-   * transaction, which would cost twice as much: an attempt logged whose move then fails is
-   * made again by the lease's next holder, whose log entry replaces it.
+   * Records an attempt and moves the delivery by the verdict, in one update of the state, only
+   * while this consumer's lease on that attempt stands (StaleStateError otherwise). The attempt
+   * goes into the state as its `lastAttempt` when small (`MAX_INLINE_ATTEMPT_TEXT_BYTES`), to its
+   * own item first otherwise; the previous `lastAttempt`, as read with `delivery`, is moved to its
+   * own item just before. Separate writes, not a transaction, which would cost twice as much: an
+   * item written whose update then fails is written again, the same or replaced, by the lease's
+   * next holder.
    */
   async recordAttempt(
     delivery: Delivery,
@@ -312,7 +332,22 @@ export class DeliveriesTable {
       ...openWork.values,
     };
     let set = `#status = :status, attemptCount = :attempt, updatedAt = :now${openWork.set}`;
-    const remove = `leaseUntil, leaseAttempt, ${openWork.remove}`;
+    let remove = `leaseUntil, leaseAttempt, ${openWork.remove}`;
+    const inline = fitsInState(attempt);
+    if (inline) {
+      set += ", lastAttempt = :lastAttempt";
+      values[":lastAttempt"] = attempt;
+    } else {
+      remove += ", lastAttempt";
+    }
+    // The state must still hold the last attempt that was moved out, or none: then no attempt
+    // the update replaces is lost.
+    const previous = delivery.lastAttempt;
+    const holdsPrevious =
+      previous === undefined
+        ? "attribute_not_exists(lastAttempt)"
+        : "lastAttempt.#number = :previous";
+    if (previous !== undefined) values[":previous"] = previous.number;
     if (verdict.status === "retrying") {
       set +=
         ", nextAttempt = :next, nextAttemptAt = :nextAt, firstFailedAt = :firstFailedAt, retryFiresAt = :firesAt";
@@ -329,17 +364,8 @@ export class DeliveriesTable {
       values[":null"] = null;
       values[":reason"] = verdict.status === "failed" ? verdict.reason : null;
     }
-    await this.documents.send(
-      new PutCommand({
-        TableName: this.tableName,
-        Item: {
-          pk: delivery.deliveryId,
-          sk: attemptKey(attempt.number),
-          ...attempt,
-          expiresAt: Math.floor(attempt.sentAt / 1000) + ATTEMPT_LOG_RETENTION_DAYS * 86_400,
-        },
-      }),
-    );
+    if (previous !== undefined) await this.logAttempt(delivery.deliveryId, previous);
+    if (!inline) await this.logAttempt(delivery.deliveryId, attempt);
     await conditionally(
       `attempt ${attempt.number} of ${delivery.deliveryId} was recorded already`,
       () =>
@@ -348,11 +374,29 @@ export class DeliveriesTable {
             TableName: this.tableName,
             Key: { pk: delivery.deliveryId, sk: SK },
             UpdateExpression: `SET ${set} REMOVE ${remove}`,
-            ConditionExpression: "nextAttempt = :attempt AND leaseAttempt = :attempt",
-            ExpressionAttributeNames: { "#status": "status" },
+            ConditionExpression: `nextAttempt = :attempt AND leaseAttempt = :attempt AND ${holdsPrevious}`,
+            ExpressionAttributeNames: {
+              "#status": "status",
+              ...(previous === undefined ? {} : { "#number": "number" }),
+            },
             ExpressionAttributeValues: values,
           }),
         ),
+    );
+  }
+
+  /** Writes an attempt to its own item of the log, which expires with the log's retention. */
+  private async logAttempt(deliveryId: string, attempt: Attempt): Promise<void> {
+    await this.documents.send(
+      new PutCommand({
+        TableName: this.tableName,
+        Item: {
+          pk: deliveryId,
+          sk: attemptKey(attempt.number),
+          ...attempt,
+          expiresAt: Math.floor(attempt.sentAt / 1000) + ATTEMPT_LOG_RETENTION_DAYS * 86_400,
+        },
+      }),
     );
   }
 
@@ -621,6 +665,14 @@ function standing(delivery: Delivery) {
       ...(next === null ? {} : { ":next": next }),
     },
   };
+}
+
+/** Whether an attempt is small enough to stay in the state item (`MAX_INLINE_ATTEMPT_TEXT_BYTES`). */
+function fitsInState(attempt: Attempt): boolean {
+  const text =
+    Buffer.byteLength(attempt.responseBody ?? "", "utf8") +
+    Buffer.byteLength(attempt.error ?? "", "utf8");
+  return text <= MAX_INLINE_ATTEMPT_TEXT_BYTES;
 }
 
 function attemptKey(number: number): string {

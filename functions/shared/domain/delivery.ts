@@ -55,6 +55,8 @@ export interface Delivery {
   readonly policyFromAttempt?: number;
   /** The last replay that re-fired the delivery; a replay re-fires a delivery once. */
   readonly replayedBy?: string;
+  /** The newest attempt, when the state keeps it (a small one): the attempt log's last entry. */
+  readonly lastAttempt?: Attempt;
   readonly createdAt: number;
   readonly updatedAt: number;
 }
