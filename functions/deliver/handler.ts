@@ -16,6 +16,7 @@ import {
   makeDeliveryAttempt,
   RetryScheduleError,
 } from "#app/delivery-attempts";
+import { ATTEMPT_LEASE_MS } from "#domain/delivery";
 import { HostAdmission } from "#domain/host-admission";
 import { parseDeliveryAttemptMessage } from "#domain/messages";
 import { OpenWorkDeadlines } from "#domain/open-work";
@@ -26,7 +27,6 @@ import {
   runtimeSettings,
   tableNames,
 } from "#shared/config";
-import { queues } from "#shared/contract";
 import { logger, metricNames, metrics } from "#shared/observability";
 import { sqsConsumer } from "#shared/sqs-consumer";
 
@@ -51,8 +51,7 @@ const deps: DeliveryAttemptsDeps = {
   admission: new HostAdmission(),
   now: Date.now,
   random: Math.random,
-  // Longer than the function may run, so a lease only lapses when its holder is gone.
-  leaseMs: (queues.webhookLane.consumerTimeoutSeconds + 30) * 1000,
+  leaseMs: ATTEMPT_LEASE_MS,
 };
 
 async function processAttempt(record: SQSRecord): Promise<void> {

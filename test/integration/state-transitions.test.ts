@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { CreateScheduleCommand, SchedulerClient } from "@aws-sdk/client-scheduler";
 import { DeleteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from "vitest";
 import { AppsTable } from "#adapters/apps-table";
 import { DeliveriesTable } from "#adapters/deliveries-table";
 import { EnrollmentsTable } from "#adapters/enrollments-table";
@@ -17,10 +17,16 @@ import {
   makeDeliveryAttempt,
 } from "#app/delivery-attempts";
 import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
-import { deliveryIdFor } from "#domain/delivery";
+import {
+  type Delivery,
+  deliveryIdFor,
+  FIRST_ATTEMPT_RESEND_DELAY_SECONDS,
+  UNLEASED_FIRST_ATTEMPT_MS,
+} from "#domain/delivery";
 import type { Enrollment } from "#domain/enrollment";
 import { ConflictError } from "#domain/errors";
 import { DEFAULT_HOST_ADMISSION, HostAdmission } from "#domain/host-admission";
+import type { DeliveryAttemptMessage } from "#domain/messages";
 import type { WorkflowAction } from "#domain/workflow";
 import { RECORD_SORT_KEY } from "#shared/contract";
 import { eventually } from "#test/eventually";
@@ -222,8 +228,23 @@ describe("enrollment state under duplicate and concurrent messages", () => {
       actionIndex: 0,
     } as const;
 
+    const delays: number[] = [];
+    const lane = steps.webhookLane;
+    const watchedSteps: WorkflowStepsDeps = {
+      ...steps,
+      webhookLane: Object.assign(Object.create(lane), {
+        send: (message: DeliveryAttemptMessage, delaySeconds = 0) => {
+          delays.push(delaySeconds);
+          return lane.send(message, 0);
+        },
+      }),
+    };
+
     // Act
-    await Promise.all([runWorkflowStep(steps, advance), runWorkflowStep(steps, advance)]);
+    await Promise.all([
+      runWorkflowStep(watchedSteps, advance),
+      runWorkflowStep(watchedSteps, advance),
+    ]);
     const deliveryId = deliveryIdFor(
       enrollment.enrollmentId,
       enrollment.actions[0]?.actionId ?? "",
@@ -237,6 +258,9 @@ describe("enrollment state under duplicate and concurrent messages", () => {
     expect(new Set(laneMessages.map((m) => JSON.stringify(m)))).toEqual(
       new Set([JSON.stringify({ deliveryId, attempt: 1, host: receiverHost })]),
     );
+    // The step that found the delivery made sends attempt 1 only once it cannot be in flight
+    // without a lease (sent here at once, to see what follows).
+    expect(delays.sort((a, b) => a - b)).toEqual([0, FIRST_ATTEMPT_RESEND_DELAY_SECONDS]);
     expect(receiver.requestsTo("/once")).toHaveLength(1);
     const stored = await tables.enrollments.get(enrollment.enrollmentId);
     expect(stored?.actions[0]?.status).toBe("succeeded");
@@ -420,6 +444,43 @@ describe("a webhook's outputs the record does not take", () => {
   });
 });
 
+/** One of two consumers of the same message sent the attempt; the other found it in flight. */
+function expectOneSentOneBusy(outcomes: PromiseSettledResult<{ kind: string }>[]) {
+  const sent = outcomes.filter((o) => o.status === "fulfilled" && o.value.kind === "sent");
+  const busy = outcomes.filter(
+    (o) => o.status === "rejected" && o.reason instanceof AttemptInFlightError,
+  );
+  expect(sent).toHaveLength(1);
+  expect(busy).toHaveLength(1);
+}
+
+/** The writes to the deliveries table from now on, named by command and what they do. */
+function deliveryWrites(): string[] {
+  const name = `writes-${randomUUID()}`;
+  const writes: string[] = [];
+  aws.documents.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { TableName?: string; UpdateExpression?: string };
+      const command = context.commandName ?? "";
+      if (input.TableName === aws.resources.tables.deliveries && !/Get|Query/.test(command)) {
+        const expression = input.UpdateExpression ?? "";
+        const what = expression.includes("leaseUntil = :until")
+          ? "leased"
+          : expression.includes("attemptCount = :attempt")
+            ? "recorded"
+            : "other";
+        writes.push(`${command}: ${what}`);
+      }
+      return next(args);
+    },
+    { step: "initialize", name },
+  );
+  onTestFinished(() => {
+    aws.documents.middlewareStack.remove(name);
+  });
+  return writes;
+}
+
 /** The delivery of a one-webhook workflow's enrollment, handed to the lane and not yet attempted. */
 async function startedDelivery(path: string): Promise<string> {
   const enrollment = await enrolled([webhook(path)]);
@@ -433,29 +494,86 @@ async function startedDelivery(path: string): Promise<string> {
 }
 
 describe("delivery attempts under duplicate and concurrent messages", () => {
-  it("sends an attempt once when two consumers take the same message at once", async () => {
-    // Prepare
+  it("sends a retry once when two consumers take the same message at once", async () => {
+    // Prepare: attempt 1 fails, so attempt 2 is due
+    answers["/race"] = (previous) => (previous === 0 ? { status: 503 } : { status: 200 });
     const deliveryId = await startedDelivery("/race");
+    await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
 
     // Act
+    const outcomes = await Promise.allSettled([
+      makeDeliveryAttempt(deliver, { deliveryId, attempt: 2 }),
+      makeDeliveryAttempt(deliver, { deliveryId, attempt: 2 }),
+    ]);
+    const again = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 2 });
+
+    // Assess
+    expect(receiver.requestsTo("/race")).toHaveLength(2);
+    expectOneSentOneBusy(outcomes);
+    expect(again.kind).toBe("skipped");
+    const stored = await tables.deliveries.getWithAttempts(deliveryId);
+    expect(stored?.delivery.status).toBe("succeeded");
+    expect(stored?.attempts.map((a) => a.number)).toEqual([1, 2]);
+  });
+
+  it("makes a first attempt without a lease write, and a duplicate of its message at the same moment sends it at most twice and records it once", async () => {
+    // Prepare
+    const deliveryId = await startedDelivery("/first");
+    const single = await startedDelivery("/single");
+    const writes = deliveryWrites();
+
+    // Act
+    await makeDeliveryAttempt(deliver, { deliveryId: single, attempt: 1 });
+    const alone = writes.splice(0);
     const outcomes = await Promise.allSettled([
       makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 }),
       makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 }),
     ]);
     const again = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
 
-    // Assess
-    expect(receiver.requestsTo("/race")).toHaveLength(1);
-    const sent = outcomes.filter((o) => o.status === "fulfilled" && o.value.kind === "sent");
-    const busy = outcomes.filter(
-      (o) => o.status === "rejected" && o.reason instanceof AttemptInFlightError,
-    );
-    expect(sent).toHaveLength(1);
-    expect(busy).toHaveLength(1);
+    // Assess: alone, the attempt is one write, its recording; SQS's rare duplicate of the
+    // message, taken at the same moment, may send it again (at least once), never record it twice
+    expect(alone).toEqual(["UpdateItemCommand: recorded"]);
+    expect(receiver.requestsTo("/single")).toHaveLength(1);
+    const requests = receiver.requestsTo("/first");
+    expect(requests.length).toBeGreaterThanOrEqual(1);
+    expect(requests.length).toBeLessThanOrEqual(2);
+    expect(new Set(requests.map((r) => r.headers["x-delivery-attempt"]))).toEqual(new Set(["1"]));
+    expect(outcomes.every((o) => o.status === "fulfilled")).toBe(true);
+    const kinds = outcomes.map((o) => (o.status === "fulfilled" ? o.value.kind : "rejected"));
+    expect(kinds.filter((kind) => kind === "sent")).toHaveLength(1);
     expect(again.kind).toBe("skipped");
     const stored = await tables.deliveries.getWithAttempts(deliveryId);
     expect(stored?.delivery.status).toBe("succeeded");
     expect(stored?.attempts.map((a) => a.number)).toEqual([1]);
+  });
+
+  it("takes the lease for a first attempt made late, or re-sent by the sweeper, so two consumers send it once", async () => {
+    // Prepare: one first attempt taken up after its unleased time, one the sweeper re-sent
+    const late = await startedDelivery("/late");
+    const swept = await startedDelivery("/swept");
+    const read = await tables.deliveries.get(swept);
+    await tables.deliveries.postponeSweep(read as Delivery, {
+      until: Date.now() + 60_000,
+      resumed: true,
+    });
+    const later = { ...deliver, now: () => Date.now() + UNLEASED_FIRST_ATTEMPT_MS };
+
+    // Act
+    const lateOutcomes = await Promise.allSettled([
+      makeDeliveryAttempt(later, { deliveryId: late, attempt: 1 }),
+      makeDeliveryAttempt(later, { deliveryId: late, attempt: 1 }),
+    ]);
+    const sweptOutcomes = await Promise.allSettled([
+      makeDeliveryAttempt(deliver, { deliveryId: swept, attempt: 1 }),
+      makeDeliveryAttempt(deliver, { deliveryId: swept, attempt: 1 }),
+    ]);
+
+    // Assess
+    expect(receiver.requestsTo("/late")).toHaveLength(1);
+    expect(receiver.requestsTo("/swept")).toHaveLength(1);
+    expectOneSentOneBusy(lateOutcomes);
+    expectOneSentOneBusy(sweptOutcomes);
   });
 
   it("schedules exactly the next attempt after a 503, and a duplicate message schedules the same one", async () => {

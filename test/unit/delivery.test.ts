@@ -1,19 +1,24 @@
 import { describe, expect, it } from "vitest";
 import {
+  ATTEMPT_LEASE_MS,
   type Attempt,
   answeredAttempt,
   type Delivery,
   deliveryIdFor,
   deliveryListView,
   deliveryView,
+  FIRST_ATTEMPT_RESEND_DELAY_SECONDS,
   failedDelivery,
   judgeAttempt,
   newDelivery,
   retryScheduleName,
+  UNLEASED_FIRST_ATTEMPT_MS,
   unansweredAttempt,
 } from "#domain/delivery";
 import { newEnrollment } from "#domain/enrollment";
+import { ATTEMPT_STALL_MS } from "#domain/open-work";
 import type { WebhookAction } from "#domain/workflow";
+import { queues } from "#shared/contract";
 
 const delivery: Delivery = {
   deliveryId: "d",
@@ -114,6 +119,21 @@ describe("judging an attempt", () => {
     const once = { ...delivery, retryMode: "once" as const };
     const verdict = judgeAttempt(once, attempt(503), undefined);
     expect(verdict.status).toBe("failed");
+  });
+});
+
+describe("a first attempt without a lease", () => {
+  it("ends, lease and all, before anything but a duplicate message can send attempt 1", () => {
+    // SQS delays a message by at most 15 minutes.
+    const SQS_MAX_DELAY_SECONDS = 900;
+
+    expect(ATTEMPT_LEASE_MS).toBeGreaterThan(queues.webhookLane.consumerTimeoutSeconds * 1000);
+    expect(UNLEASED_FIRST_ATTEMPT_MS).toBeGreaterThan(ATTEMPT_LEASE_MS);
+    expect(UNLEASED_FIRST_ATTEMPT_MS).toBeLessThan(ATTEMPT_STALL_MS);
+    expect(FIRST_ATTEMPT_RESEND_DELAY_SECONDS * 1000).toBeGreaterThanOrEqual(
+      UNLEASED_FIRST_ATTEMPT_MS,
+    );
+    expect(FIRST_ATTEMPT_RESEND_DELAY_SECONDS).toBeLessThanOrEqual(SQS_MAX_DELAY_SECONDS);
   });
 });
 

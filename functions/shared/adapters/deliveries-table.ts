@@ -157,11 +157,7 @@ export class DeliveriesTable {
     );
     if (!Item) return undefined;
     const { rest, marks } = splitOpenWork(Item);
-    return {
-      delivery: toDelivery([rest]) as Delivery,
-      leaseUntil: typeof rest.leaseUntil === "number" ? rest.leaseUntil : undefined,
-      marks,
-    };
+    return { delivery: toDelivery([rest]) as Delivery, leaseUntil: leaseOf(rest), marks };
   }
 
   /** Ids of open deliveries of one index shard due at `now` or before; see OpenWorkIndex. */
@@ -210,6 +206,14 @@ export class DeliveriesTable {
 
   /** A delivery with its body, in one query. */
   async get(deliveryId: string): Promise<Delivery | undefined> {
+    return (await this.getForAttempt(deliveryId))?.delivery;
+  }
+
+  /**
+   * A delivery with its body, the lease of an attempt in flight and its place in the open-work
+   * index, in one query: what a consumer decides an attempt on.
+   */
+  async getForAttempt(deliveryId: string): Promise<DeliveryState | undefined> {
     const { Items } = await this.documents.send(
       new QueryCommand({
         TableName: this.tableName,
@@ -218,7 +222,12 @@ export class DeliveriesTable {
         ConsistentRead: true,
       }),
     );
-    return toDelivery(Items ?? []);
+    const items = Items ?? [];
+    const state = items.find((item) => item.sk === SK);
+    const delivery = toDelivery(items);
+    if (!state || !delivery) return undefined;
+    const { marks } = splitOpenWork(state);
+    return { delivery, leaseUntil: leaseOf(state), marks };
   }
 
   /** Puts an item unless one with its key exists; false when it did. */
@@ -308,7 +317,8 @@ export class DeliveriesTable {
 
   /**
    * Records an attempt and moves the delivery by the verdict, in one update of the state, only
-   * while this consumer's lease on that attempt stands (StaleStateError otherwise). The attempt
+   * while this consumer's lease on that attempt stands, or, for a first attempt made without a
+   * lease (`leased: false`), while no consumer took one (StaleStateError otherwise). The attempt
    * goes into the state as its `lastAttempt` when small (`MAX_INLINE_ATTEMPT_TEXT_BYTES`), to its
    * own item first otherwise; the previous `lastAttempt`, as read with `delivery`, is moved to its
    * own item just before. Separate writes, not a transaction, which would cost twice as much: an
@@ -320,6 +330,7 @@ export class DeliveriesTable {
     attempt: Attempt,
     verdict: AttemptVerdict,
     now: number,
+    options: { readonly leased: boolean } = { leased: true },
   ): Promise<void> {
     const openWork =
       verdict.status === "retrying"
@@ -374,7 +385,7 @@ export class DeliveriesTable {
             TableName: this.tableName,
             Key: { pk: delivery.deliveryId, sk: SK },
             UpdateExpression: `SET ${set} REMOVE ${remove}`,
-            ConditionExpression: `nextAttempt = :attempt AND leaseAttempt = :attempt AND ${holdsPrevious}`,
+            ConditionExpression: `nextAttempt = :attempt AND ${options.leased ? "leaseAttempt = :attempt" : "attribute_not_exists(leaseUntil)"} AND ${holdsPrevious}`,
             ExpressionAttributeNames: {
               "#status": "status",
               ...(previous === undefined ? {} : { "#number": "number" }),
@@ -644,13 +655,18 @@ export class DeliveriesTable {
   }
 }
 
-/** A delivery's state, as `readState` gives it. */
+/** A delivery's state, as `readState` and `getForAttempt` give it. */
 export interface DeliveryState {
-  /** Without its body. */
+  /** With its body from `getForAttempt` only. */
   readonly delivery: Delivery;
   /** Until when a consumer holds the lease on an attempt (epoch ms), if one took it. */
   readonly leaseUntil: number | undefined;
   readonly marks: OpenWorkMarks;
+}
+
+/** Until when the state item's lease runs (epoch ms), if a consumer took one. */
+function leaseOf(state: Record<string, unknown>): number | undefined {
+  return typeof state.leaseUntil === "number" ? state.leaseUntil : undefined;
 }
 
 /** The delivery's state as read, so a sweeper's write never undoes a move. */

@@ -1,5 +1,5 @@
 import type { AppsTable } from "#adapters/apps-table";
-import type { DeliveriesTable } from "#adapters/deliveries-table";
+import type { DeliveriesTable, DeliveryState } from "#adapters/deliveries-table";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
@@ -18,6 +18,7 @@ import {
   attemptMessage,
   type Delivery,
   judgeAttempt,
+  UNLEASED_FIRST_ATTEMPT_MS,
   unansweredAttempt,
 } from "#domain/delivery";
 import { StaleStateError } from "#domain/errors";
@@ -81,10 +82,10 @@ export class RetryScheduleError extends Error {
 /**
  * Makes one attempt of a delivery: asks its receiver's admission (the receiver may be at its
  * limit, and the message goes back on the lane for a while, or its breaker may be open, and the
- * attempt fails without being sent), takes the attempt's lease so no other consumer sends it,
- * sends it, records it with its verdict, then schedules the retry or tells the enrollment the
- * delivery ended. A message for an attempt already made only makes sure that what follows it
- * happened.
+ * attempt fails without being sent), takes the attempt's lease so no other consumer sends it
+ * (but for a first attempt that nothing else can be sending, `goesUnleased`), sends it, records
+ * it with its verdict, then schedules the retry or tells the enrollment the delivery ended. A
+ * message for an attempt already made only makes sure that what follows it happened.
  */
 export async function makeDeliveryAttempt(
   deps: DeliveryAttemptsDeps,
@@ -97,8 +98,9 @@ export async function makeDeliveryAttempt(
       : await deps.admission.admit(message.host, message.deferrals);
   try {
     if (admission?.kind === "deferred") return await defer(deps, message, admission);
-    const delivery = await deps.deliveries.get(message.deliveryId);
-    if (!delivery) return { kind: "skipped", reason: "delivery not found" };
+    const state = await deps.deliveries.getForAttempt(message.deliveryId);
+    if (!state) return { kind: "skipped", reason: "delivery not found" };
+    const { delivery } = state;
     if (delivery.nextAttempt === null || message.attempt < delivery.nextAttempt) {
       await ensureFollowUp(deps, delivery);
       return { kind: "skipped", reason: `attempt ${message.attempt} was made already` };
@@ -111,7 +113,7 @@ export async function makeDeliveryAttempt(
     }
     admission ??= await deps.admission.admit(receiverOf(delivery.url), message.deferrals);
     if (admission.kind === "deferred") return await defer(deps, message, admission);
-    return await attempt(deps, delivery, message, admission);
+    return await attempt(deps, state, message, admission);
   } finally {
     // Released without an outcome on every path that made no request; `send` released the rest.
     if (admission?.kind === "admitted") admission.release();
@@ -120,11 +122,14 @@ export async function makeDeliveryAttempt(
 
 async function attempt(
   deps: DeliveryAttemptsDeps,
-  delivery: Delivery,
+  state: DeliveryState,
   message: DeliveryAttemptMessage,
   admission: Exclude<Admission, { kind: "deferred" }>,
 ): Promise<AttemptReport> {
+  const { delivery } = state;
+  const leased = !goesUnleased(state, message.attempt, deps.now(), deps.leaseMs);
   if (
+    leased &&
     !(await deps.deliveries.claimAttempt(
       delivery.deliveryId,
       message.attempt,
@@ -158,9 +163,10 @@ async function attempt(
       ? { ...judged, outputResults: sent.outputResults }
       : judged;
   try {
-    await deps.deliveries.recordAttempt(delivery, sent.attempt, verdict, deps.now());
+    await deps.deliveries.recordAttempt(delivery, sent.attempt, verdict, deps.now(), { leased });
   } catch (error) {
-    // Our lease ran out and another consumer made and recorded this attempt: its record stands.
+    // Our lease ran out and another consumer made and recorded this attempt, or, unleased, a
+    // duplicate of our message recorded it or leased it: its record stands.
     if (error instanceof StaleStateError) return { kind: "skipped", reason: error.message };
     throw error;
   }
@@ -182,6 +188,29 @@ async function attempt(
     paused: admission.kind === "paused",
     enrollmentCompleted: followUp?.kind === "finished" && followUp.enrollmentStatus === "completed",
   };
+}
+
+/**
+ * Whether attempt `number` may be made without a lease write: the first attempt of a delivery
+ * that has not moved since the webhook action created it (no lease taken, never in the open-work
+ * index, so neither the sweeper nor a replay re-sent it), made early enough that this consumer's
+ * lease would end within `UNLEASED_FIRST_ATTEMPT_MS` of the creation. Nothing else can then be
+ * sending it but a duplicate of its message, which SQS delivers rarely: both may send it (at
+ * least once, the same `X-Delivery-Id` and attempt number), and the first to record it wins.
+ */
+function goesUnleased(state: DeliveryState, number: number, now: number, leaseMs: number): boolean {
+  const { delivery, leaseUntil, marks } = state;
+  return (
+    number === 1 &&
+    delivery.nextAttempt === 1 &&
+    delivery.attemptCount === 0 &&
+    delivery.status === "pending" &&
+    delivery.replayedBy === undefined &&
+    leaseUntil === undefined &&
+    marks.sweepAt === undefined &&
+    marks.resumes === 0 &&
+    now + leaseMs <= delivery.createdAt + UNLEASED_FIRST_ATTEMPT_MS
+  );
 }
 
 /** Puts the message back on the lane, hidden for the admission's delay; not an attempt. */

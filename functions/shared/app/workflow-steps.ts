@@ -3,7 +3,13 @@ import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { WebhookLaneQueue, WorkflowStepsQueue } from "#adapters/lane-queues";
 import type { RecordsTable } from "#adapters/records-table";
 import { failAction, finishAction, type ProgressReport } from "#app/enrollment-progress";
-import { attemptMessage, deliveryIdFor, failedDelivery, newDelivery } from "#domain/delivery";
+import {
+  attemptMessage,
+  deliveryIdFor,
+  FIRST_ATTEMPT_RESEND_DELAY_SECONDS,
+  failedDelivery,
+  newDelivery,
+} from "#domain/delivery";
 import { type Enrollment, hasEnded } from "#domain/enrollment";
 import { PayloadTooLargeError, StaleStateError, ValidationError } from "#domain/errors";
 import type { AdvanceMessage, ResumeMessage, WorkflowStepMessage } from "#domain/messages";
@@ -183,9 +189,10 @@ export async function startWebhook(
   let failure = record
     ? undefined
     : `${enrollment.objectType}/${enrollment.objectId} no longer exists`;
+  let created = false;
   if (!failure) {
     try {
-      await deps.deliveries.create(delivery);
+      created = await deps.deliveries.create(delivery);
     } catch (error) {
       if (!(error instanceof PayloadTooLargeError)) throw error;
       failure = error.message;
@@ -196,7 +203,11 @@ export async function startWebhook(
     await deps.deliveries.create(failedDelivery(delivery, failure));
     return finishAction(deps, enrollment, index, { status: "failed", deliveryId });
   }
-  await deps.webhookLane.send(attemptMessage(delivery, 1));
+  // Run again, the step may find attempt 1 in flight without a lease: its message comes later.
+  await deps.webhookLane.send(
+    attemptMessage(delivery, 1),
+    created ? 0 : FIRST_ATTEMPT_RESEND_DELAY_SECONDS,
+  );
   // An enrollment created at its first webhook has that action marked running already.
   if (enrollment.actions[index]?.status === "pending") {
     await ignoringStale(() => deps.enrollments.startAction(enrollment, index, { now, deliveryId }));
@@ -226,7 +237,9 @@ async function finishWebhookStart(
   if (delivery.status !== "pending" || delivery.attemptCount > 0 || inFlight) {
     return { kind: "skipped", reason: `action ${index} is running, its delivery under way` };
   }
-  await deps.webhookLane.send(attemptMessage(delivery, 1));
+  // Attempt 1 may be in flight without a lease (the first message may have gone out after all):
+  // this one comes late enough that the first is recorded, and then it sends nothing.
+  await deps.webhookLane.send(attemptMessage(delivery, 1), FIRST_ATTEMPT_RESEND_DELAY_SECONDS);
   return { kind: "waiting", actionType: "webhook" };
 }
 

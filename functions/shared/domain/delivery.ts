@@ -5,8 +5,28 @@ import { classifyAttempt, decideRetry } from "#domain/retry-policy";
 import { receiverOf } from "#domain/target-url";
 import type { OutputResult } from "#domain/webhook-outputs";
 import type { Authentication, ObjectType, WebhookAction, WebhookOutput } from "#domain/workflow";
+import { queues } from "#shared/contract";
 
 export type DeliveryStatus = "pending" | "retrying" | "succeeded" | "failed";
+
+/**
+ * How long a consumer owns the attempt it leased: longer than the deliver function may run, so a
+ * lease only lapses when its holder is gone.
+ */
+export const ATTEMPT_LEASE_MS = (queues.webhookLane.consumerTimeoutSeconds + 30) * 1000;
+
+/**
+ * How long after its delivery is created a first attempt may be made without a lease. Within it,
+ * only the message the webhook action sent (and, rarely, SQS's duplicate of it) can make attempt
+ * 1: a webhook step that runs again sends its attempt message delayed by this much
+ * (`FIRST_ATTEMPT_RESEND_DELAY_SECONDS`), and the sweeper re-sends an attempt only after
+ * `ATTEMPT_STALL_MS` (35 minutes). A consumer goes without a lease only when its lease would end
+ * within it, so it is done, or gone, before anything else can send the attempt.
+ */
+export const UNLEASED_FIRST_ATTEMPT_MS = 3 * 60_000;
+
+/** The delay of the first attempt's message when a webhook step runs again (SQS allows 900 s). */
+export const FIRST_ATTEMPT_RESEND_DELAY_SECONDS = UNLEASED_FIRST_ATTEMPT_MS / 1000;
 
 /** Why the delivery of an enrollment that was cancelled failed; replays leave such deliveries be. */
 export const ENROLLMENT_CANCELLED = "enrollment cancelled";
