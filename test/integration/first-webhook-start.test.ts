@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runWorkflowStep } from "#app/workflow-steps";
-import { deliveryIdFor } from "#domain/delivery";
+import { deliveryIdFor, FIRST_ATTEMPT_RESEND_DELAY_SECONDS } from "#domain/delivery";
 import { STEP_STALL_MS } from "#domain/open-work";
 import type { WorkflowAction } from "#domain/workflow";
 import { type ClockedSystem, startClockedSystem } from "#test/clocked-system";
@@ -141,6 +141,7 @@ describe("an enrollment whose first action is a webhook", () => {
     );
 
     // Act
+    const enrolledAt = system.clock.now;
     const enrollmentId = await system.enrollThroughApi([webhook("/sent-late")]);
     const injected = faults.count();
     faults.remove();
@@ -149,6 +150,11 @@ describe("an enrollment whose first action is a webhook", () => {
     // Assess
     expect(injected).toBe(1);
     expect(system.receiver.requestsTo("/sent-late")).toHaveLength(1);
+    // The failed send may have reached the lane after all, and attempt 1 takes no lease: the
+    // step's message comes late enough not to overlap it.
+    expect(system.clock.now - enrolledAt).toBeGreaterThanOrEqual(
+      FIRST_ATTEMPT_RESEND_DELAY_SECONDS * 1000,
+    );
     expect((await system.tables.enrollments.get(enrollmentId))?.status).toBe("completed");
   });
 
