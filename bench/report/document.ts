@@ -454,7 +454,7 @@ function capacityByOperation(scenario: ScenarioCounts | undefined): string[] {
     .filter(([, count]) => count.readUnits + count.writeUnits > 0)
     .sort(([, a], [, b]) => b.writeUnits + b.readUnits - (a.writeUnits + a.readUnits));
   return [
-    `Where the capacity units go, ${scenario.recordKiB} KiB record, first-try success, per delivery (an update is billed by the size of the whole item it changes, so every write to the delivery item pays for its compressed body again):`,
+    `Where the capacity units go, ${scenario.recordKiB} KiB record, first-try success, per delivery (a write is billed by the size of the whole item it changes, and each index entry it adds, moves or removes is one more write; the body is an item of its own, written once, so the updates that move a delivery stay at one unit):`,
     "",
     table(
       ["requester, service, operation", "requests", "read units", "write units"],
