@@ -158,6 +158,26 @@ describe("an enrollment whose first action is a webhook", () => {
     expect((await system.tables.enrollments.get(enrollmentId))?.status).toBe("completed");
   });
 
+  it("leaves neither the enrollment nor its delivery behind when neither lane takes its first message", async () => {
+    // Prepare: every message to either lane fails
+    const before = await system.openWork();
+    const faults = injectErrors(system.aws.sqs, "SendMessageCommand", unavailable, 100);
+
+    // Act
+    const enrolling = system.enrollThroughApi([webhook("/never-sent")]);
+    await expect(enrolling).rejects.toThrow("injected: unavailable");
+    const injected = faults.count();
+    faults.remove();
+    await system.settle();
+
+    // Assess
+    expect(injected).toBe(2);
+    const after = await system.openWork();
+    expect(after.deliveries).toHaveLength(before.deliveries.length);
+    expect(after.enrollments).toHaveLength(before.enrollments.length);
+    expect(system.receiver.requestsTo("/never-sent")).toHaveLength(0);
+  });
+
   it("sends nothing more for a step that arrives once its first attempt was made", async () => {
     // Prepare: the first attempt fails and the delivery waits for its retry
     system.answer = () => ({ status: 503 });

@@ -1,5 +1,6 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
+  DeleteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -141,6 +142,34 @@ export class DeliveriesTable {
       await this.putOnce({ pk: delivery.deliveryId, sk: BODY_SK, bodyGzip });
     }
     return this.putOnce({ pk: delivery.deliveryId, sk: SK, ...state });
+  }
+
+  /**
+   * Removes a delivery whose enrollment never started, while no attempt of it was recorded: the
+   * API could hand its first attempt neither to the webhook lane nor to the workflow-steps lane,
+   * and answers with an error. A delivery with an attempt recorded (its message went out after
+   * all) is left to end as every delivery does; false then.
+   */
+  async discardUnattempted(deliveryId: string): Promise<boolean> {
+    try {
+      await this.documents.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: deliveryId, sk: SK },
+          ConditionExpression: "#status = :pending AND attemptCount = :none",
+          ExpressionAttributeNames: { "#status": "status" },
+          ExpressionAttributeValues: { ":pending": "pending", ":none": 0 },
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const state = await this.readState(deliveryId);
+      if (state !== undefined) return false;
+    }
+    await this.documents.send(
+      new DeleteCommand({ TableName: this.tableName, Key: { pk: deliveryId, sk: BODY_SK } }),
+    );
+    return true;
   }
 
   /**

@@ -65,9 +65,16 @@ export async function enroll(
     await startFirstAction(deps, enrollment, record);
   } catch (error) {
     // Without its first message the enrollment would never move and would hold the record's
-    // place in the workflow, so take it back before failing.
-    await deps.enrollments.discard(enrollment);
-    throw error;
+    // place in the workflow, so take it back before failing, with the delivery it may have
+    // created, which nothing would end. An attempt of it recorded means the message went out
+    // after all: the enrollment is under way.
+    const deliveryId = enrollment.actions[0]?.deliveryId;
+    const underWay =
+      deliveryId !== undefined && !(await deps.deliveries.discardUnattempted(deliveryId));
+    if (!underWay) {
+      await deps.enrollments.discard(enrollment);
+      throw error;
+    }
   }
   return { enrollmentId: enrollment.enrollmentId, status: enrollment.status };
 }
