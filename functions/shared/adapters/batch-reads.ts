@@ -36,7 +36,12 @@ export async function batchGetItems(
   documents: DynamoDBDocumentClient,
   tableName: string,
   keys: readonly Record<string, unknown>[],
-  options: { readonly projection?: BatchProjection; readonly random?: () => number } = {},
+  options: {
+    readonly projection?: BatchProjection;
+    /** Strongly consistent reads, at twice the cost: for lists that filter on what changes. */
+    readonly consistentRead?: boolean;
+    readonly random?: () => number;
+  } = {},
 ): Promise<Record<string, unknown>[]> {
   const items: Record<string, unknown>[] = [];
   for (let start = 0; start < keys.length; start += BATCH_GET_MAX_KEYS) {
@@ -55,6 +60,7 @@ export async function batchGetItems(
           RequestItems: {
             [tableName]: {
               Keys: pending,
+              ...(options.consistentRead ? { ConsistentRead: true } : {}),
               ...(options.projection
                 ? {
                     ProjectionExpression: options.projection.expression,

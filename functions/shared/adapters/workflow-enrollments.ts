@@ -1,9 +1,5 @@
-import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
-  type DynamoDBDocumentClient,
-  QueryCommand,
-} from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { batchGetItems } from "#adapters/batch-reads";
 import { workflowRecordKey } from "#adapters/enrollments-table";
 import type { Enrollment } from "#domain/enrollment";
 import { ValidationError } from "#domain/errors";
@@ -16,8 +12,6 @@ const SK = "ENROLLMENT";
  * a short page still carries `nextToken` when more may follow.
  */
 const MAX_READS_PER_PAGE = 5;
-/** BatchGetItem takes at most 100 keys; pages are never larger. */
-const MAX_BATCH_GET_ROUNDS = 10;
 
 export interface WorkflowEnrollmentsQuery {
   readonly workflowId: string;
@@ -75,23 +69,16 @@ export class WorkflowEnrollments {
 
   /** The enrollments with these ids, in the same order; ids no longer there are left out. */
   private async items(ids: readonly string[]): Promise<Enrollment[]> {
-    if (ids.length === 0) return [];
+    const found = await batchGetItems(
+      this.documents,
+      this.tableName,
+      ids.map((pk) => ({ pk, sk: SK })),
+      // Read as they stand now: the status filter applies to what an enrollment is, not was.
+      { consistentRead: true },
+    );
     const byId = new Map<string, Enrollment>();
-    let keys: Record<string, unknown>[] | undefined = ids.map((pk) => ({ pk, sk: SK }));
-    for (let round = 0; keys && keys.length > 0; round++) {
-      if (round === MAX_BATCH_GET_ROUNDS) {
-        throw new Error(`DynamoDB left ${keys.length} enrollments unread after ${round} tries`);
-      }
-      const result: BatchGetCommandOutput = await this.documents.send(
-        new BatchGetCommand({
-          RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } },
-        }),
-      );
-      for (const item of result.Responses?.[this.tableName] ?? []) {
-        const { pk, sk: _sk, workflowRecord: _workflowRecord, ...enrollment } = item;
-        byId.set(String(pk), enrollment as Enrollment);
-      }
-      keys = result.UnprocessedKeys?.[this.tableName]?.Keys;
+    for (const { pk, sk: _sk, workflowRecord: _workflowRecord, ...enrollment } of found) {
+      byId.set(String(pk), enrollment as unknown as Enrollment);
     }
     return ids.flatMap((id) => {
       const enrollment = byId.get(id);
