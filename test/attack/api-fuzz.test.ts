@@ -132,6 +132,9 @@ const weirdString = fc.oneof(
 );
 
 /** A value that is not a string. */
+/** The longest delay action the API takes: 90 days. */
+const MAX_DELAY_SECONDS = 90 * 24 * 3600;
+
 const notString = fc.oneof(
   fc.integer(),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
@@ -282,7 +285,18 @@ const brokenWorkflow = (url: string): fc.Arbitrary<[string, unknown]> => {
         }),
       ),
     fc
-      .oneof(fc.constantFrom(0, -1, 1.5, 90 * 24 * 3600 + 1, 1e100), notString)
+      .oneof(
+        fc.constantFrom(0, -1, 1.5, MAX_DELAY_SECONDS + 1, 1e100),
+        // Any other value but a whole number of seconds the API takes (1 second to 90 days).
+        notString.filter(
+          (seconds) =>
+            !(
+              Number.isInteger(seconds) &&
+              Number(seconds) >= 1 &&
+              Number(seconds) <= MAX_DELAY_SECONDS
+            ),
+        ),
+      )
       .map((seconds) => withAction("a delay of no valid length", { type: "delay", seconds })),
     weirdString
       .filter((name) => !/^[A-Za-z0-9_.-]{1,100}$/.test(name) || name === "__proto__")
