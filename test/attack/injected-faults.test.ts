@@ -4,7 +4,7 @@ import type { Enrollment } from "#domain/enrollment";
 import type { WorkflowAction } from "#domain/workflow";
 import type { QueueKey } from "#shared/contract";
 import { type ClockedSystem, startClockedSystem } from "#test/clocked-system";
-import { type InjectedErrors, injectErrors } from "#test/injected-errors";
+import { type InjectedErrors, injectErrors, serviceUnavailable } from "#test/injected-errors";
 import { reportFigures } from "#test/reliability-figures";
 
 /**
@@ -257,16 +257,6 @@ const API_POINTS: readonly ApiInjectionPoint[] = [
     stuckUntilSwept: true,
   },
 ];
-
-/** A fault as the service would answer it: a server error, which no condition explains. */
-function serviceUnavailable(service: string): () => Error {
-  return () =>
-    Object.assign(new Error(`injected: ${service} is unavailable`), {
-      name: "ServiceUnavailable",
-      $fault: "server",
-      $metadata: { httpStatusCode: 503 },
-    });
-}
 
 let system: ClockedSystem;
 const figures = { injected: 0, survived: 0, stuck: 0, stuckBeforeSweep: 0, duplicates: 0 };

@@ -4,7 +4,7 @@ import { deliveryIdFor, FIRST_ATTEMPT_RESEND_DELAY_SECONDS } from "#domain/deliv
 import { STEP_STALL_MS } from "#domain/open-work";
 import type { WorkflowAction } from "#domain/workflow";
 import { type ClockedSystem, startClockedSystem } from "#test/clocked-system";
-import { injectErrors } from "#test/injected-errors";
+import { injectErrors, serviceUnavailable } from "#test/injected-errors";
 
 /**
  * An enrollment whose first action is a webhook, as the API starts it: stored with that action
@@ -28,20 +28,9 @@ beforeEach(async () => {
   system.answer = () => ({ status: 200, body: "ok" });
 });
 
-const webhook = (path: string): WorkflowAction => ({
-  type: "webhook",
-  url: system.receiver.url(path),
-  method: "POST",
-  body: { type: "all" },
-});
+const webhook = (path: string): WorkflowAction => system.webhook(path);
 
-/** A fault as the service answers it: a server error, which no condition explains. */
-const unavailable = () =>
-  Object.assign(new Error("injected: unavailable"), {
-    name: "ServiceUnavailable",
-    $fault: "server",
-    $metadata: { httpStatusCode: 503 },
-  });
+const unavailable = serviceUnavailable();
 
 /** Counts the DynamoDB commands sent to the enrollments table, by command name. */
 function countEnrollmentWrites(): { counts: Map<string, number>; remove: () => void } {

@@ -68,12 +68,7 @@ beforeEach(async () => {
   tally = {};
 });
 
-const webhook = (path: string): WorkflowAction => ({
-  type: "webhook",
-  url: system.receiver.url(path),
-  method: "POST",
-  body: { type: "all" },
-});
+const webhook = (path: string): WorkflowAction => system.webhook(path);
 
 /** The raw item's place in the open-work index. */
 async function placeOf(table: "enrollments" | "deliveries", pk: string) {

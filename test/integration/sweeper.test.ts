@@ -39,12 +39,7 @@ beforeEach(async () => {
   system.answer = () => ({ status: 200, body: "ok" });
 });
 
-const webhook = (path: string): WorkflowAction => ({
-  type: "webhook",
-  url: system.receiver.url(path),
-  method: "POST",
-  body: { type: "all" },
-});
+const webhook = (path: string): WorkflowAction => system.webhook(path);
 
 /** The findings of a run about the enrollment or delivery `id`. */
 function about(findings: readonly SweepFinding[], id: string): SweepFinding[] {

@@ -116,6 +116,8 @@ export interface ClockedSystem {
   failSchedules(make: () => Error, times: number): InjectedErrors;
   /** How the receiver answers a request; 200 unless set. */
   answer: (request: ReceivedRequest, previousOnPath: number) => ReceiverAnswer;
+  /** A webhook action that POSTs the whole record to `path` on the receiver. */
+  webhook(path: string): WorkflowAction;
   /** A contact, and an enrollment of it into a workflow of `actions`, whose first step is sent. */
   enroll(actions: WorkflowAction[]): Promise<Enrollment>;
   /**
@@ -421,6 +423,12 @@ export async function startClockedSystem(): Promise<ClockedSystem> {
       });
       return enrollment;
     },
+    webhook: (path) => ({
+      type: "webhook",
+      url: receiver.url(path),
+      method: "POST",
+      body: { type: "all" },
+    }),
     async enrollThroughApi(actions) {
       const objectId = await storedContact(tables.records, { email: "ada@example.com" });
       const at = new Date(clock.now).toISOString();

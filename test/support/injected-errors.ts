@@ -43,3 +43,16 @@ export function injectErrors(
     },
   };
 }
+
+/**
+ * A fault as the service answers it: a server error (503), which no condition explains, so the
+ * code under test cannot take it for a lost race. `service` names it in the message.
+ */
+export function serviceUnavailable(service?: string): () => Error {
+  return () =>
+    Object.assign(new Error(`injected: ${service ? `${service} is ` : ""}unavailable`), {
+      name: "ServiceUnavailable",
+      $fault: "server",
+      $metadata: { httpStatusCode: 503 },
+    });
+}
