@@ -15,8 +15,8 @@ import { RetrySchedules } from "#adapters/retry-schedules";
 import { createWebhookClient, type WebhookClient } from "#adapters/webhook-client";
 import { type DeliveryAttemptsDeps, makeDeliveryAttempt } from "#app/delivery-attempts";
 import { type CancellationDeps, cancelEnrollment } from "#app/enrollment-cancellation";
-import { runWorkflowStep, type WorkflowStepsDeps } from "#app/workflow-steps";
-import { deliveryIdFor, ENROLLMENT_CANCELLED, newDelivery } from "#domain/delivery";
+import { runWorkflowStep, startWebhook, type WorkflowStepsDeps } from "#app/workflow-steps";
+import { deliveryIdFor, ENROLLMENT_CANCELLED, failedDelivery, newDelivery } from "#domain/delivery";
 import { type Enrollment, newEnrollment } from "#domain/enrollment";
 import { ConflictError, NotFoundError, StaleStateError } from "#domain/errors";
 import { HostAdmission } from "#domain/host-admission";
@@ -323,6 +323,33 @@ describe("cancelling an enrollment", () => {
     expect((await enrollments.get(enrollment.enrollmentId))?.status).toBe("cancelled");
   });
 
+  it("leaves a webhook step that read the enrollment before the cancel nothing to send", async () => {
+    // Prepare: a step read the enrollment at its webhook action, then the cancel happened before
+    // the step created the delivery
+    const enrollment = await enrolled([
+      webhook("/after-cancel"),
+      { type: "setProperty", property: "after", value: "yes" },
+    ]);
+    const action = enrollment.definition[0] as WebhookAction & { id: string };
+    const deliveryId = deliveryOf(enrollment);
+    await cancelEnrollment(cancel, enrollment.enrollmentId);
+
+    // Act: the step goes on with what it read, then the lane gets to the attempt
+    await startWebhook(steps, enrollment, 0, action);
+    const report = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+
+    // Assess
+    expect(report.kind).toBe("skipped");
+    expect(receiver.requestsTo("/after-cancel")).toHaveLength(0);
+    expect(await deliveries.get(deliveryId)).toMatchObject({
+      status: "failed",
+      failureReason: ENROLLMENT_CANCELLED,
+      attemptCount: 0,
+      url: receiver.url("/after-cancel"),
+    });
+    expect((await enrollments.get(enrollment.enrollmentId))?.status).toBe("cancelled");
+  });
+
   it("reads again when the webhook's delivery appears between its read and its write", async () => {
     // Prepare: the cancel read the enrollment at a webhook action that had no delivery yet; the
     // engine then built the delivery
@@ -334,7 +361,10 @@ describe("cancelling an enrollment", () => {
     );
 
     // Act
-    const stale = enrollments.cancel(enrollment, Date.now(), [deliveries.absence(deliveryId)]);
+    const unstarted = newDelivery({ enrollment, actionIndex: 0, action, body: undefined, now: 0 });
+    const stale = enrollments.cancel(enrollment, Date.now(), [
+      deliveries.preemption(failedDelivery(unstarted, ENROLLMENT_CANCELLED)),
+    ]);
     await expect(stale).rejects.toThrow(StaleStateError);
     const cancelled = await cancelEnrollment(cancel, enrollment.enrollmentId);
 

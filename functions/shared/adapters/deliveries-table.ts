@@ -542,14 +542,17 @@ export class DeliveriesTable {
   }
 
   /**
-   * A check for a cancel's transaction that the delivery does not exist yet: a webhook action
-   * that starts while its enrollment is being cancelled makes the cancel read again.
+   * For a cancel's transaction, while the webhook action it stops has no delivery yet: that
+   * delivery, failed already (`failedDelivery`), put only if it still does not exist. A step that
+   * read the enrollment before the cancel then finds the delivery there, ended, and sends nothing;
+   * a delivery created between the cancel's read and its write makes the cancel read again.
    */
-  absence(deliveryId: string) {
+  preemption(delivery: Delivery) {
+    const { body: _body, ...state } = delivery;
     return {
-      ConditionCheck: {
+      Put: {
         TableName: this.tableName,
-        Key: { pk: deliveryId, sk: SK },
+        Item: { pk: delivery.deliveryId, sk: SK, ...state },
         ConditionExpression: "attribute_not_exists(pk)",
       },
     } satisfies TransactItem;

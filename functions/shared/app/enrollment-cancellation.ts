@@ -3,7 +3,14 @@ import type { TransactItem } from "#adapters/dynamodb-client";
 import type { EnrollmentsTable } from "#adapters/enrollments-table";
 import type { RetrySchedules } from "#adapters/retry-schedules";
 import { readEnrollment } from "#app/enrollments";
-import { attemptMessage, type Delivery, deliveryIdFor } from "#domain/delivery";
+import {
+  attemptMessage,
+  type Delivery,
+  deliveryIdFor,
+  ENROLLMENT_CANCELLED,
+  failedDelivery,
+  newDelivery,
+} from "#domain/delivery";
 import { type Enrollment, hasEnded } from "#domain/enrollment";
 import { ConflictError, NotFoundError, StaleStateError } from "#domain/errors";
 import type { RetryScheduleGroup } from "#shared/config";
@@ -64,19 +71,31 @@ export async function cancelEnrollment(deps: CancellationDeps, enrollmentId: str
 
 /**
  * The delivery of the enrollment's current action, when that action is a webhook, and the write
- * the cancel makes on it: failing it while it is pending or retrying, or making sure none appears
- * meanwhile while there is none yet.
+ * the cancel makes on it: failing it while it is pending or retrying, or, while there is none
+ * yet, putting it there failed, so that a step that read the enrollment before the cancel finds
+ * it ended and sends nothing.
  */
 async function currentDelivery(
   deps: CancellationDeps,
   enrollment: Enrollment,
   now: number,
 ): Promise<{ delivery?: Delivery; write?: TransactItem } | undefined> {
-  const action = enrollment.actions[enrollment.currentIndex];
-  if (action?.type !== "webhook") return undefined;
+  const index = enrollment.currentIndex;
+  const action = enrollment.actions[index];
+  const definition = enrollment.definition[index];
+  if (action?.type !== "webhook" || definition?.type !== "webhook") return undefined;
   const deliveryId = action.deliveryId ?? deliveryIdFor(enrollment.enrollmentId, action.actionId);
   const delivery = await deps.deliveries.get(deliveryId);
-  if (!delivery) return { write: deps.deliveries.absence(deliveryId) };
+  if (!delivery) {
+    const unstarted = newDelivery({
+      enrollment,
+      actionIndex: index,
+      action: definition,
+      body: undefined,
+      now,
+    });
+    return { write: deps.deliveries.preemption(failedDelivery(unstarted, ENROLLMENT_CANCELLED)) };
+  }
   if (delivery.status !== "pending" && delivery.status !== "retrying") return { delivery };
   return { delivery, write: deps.deliveries.cancellation(delivery, now) };
 }
