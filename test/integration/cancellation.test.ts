@@ -347,6 +347,8 @@ describe("cancelling an enrollment", () => {
       attemptCount: 0,
       url: receiver.url("/after-cancel"),
     });
+    // The step's body for it was taken back: the delivery was never built.
+    expect((await deliveries.get(deliveryId))?.body).toBeUndefined();
     expect((await enrollments.get(enrollment.enrollmentId))?.status).toBe("cancelled");
   });
 

@@ -128,10 +128,13 @@ export class DeliveriesTable {
   /**
    * Stores a new delivery; false when it already exists (the action ran before). The body goes
    * first and only once: a delivery never exists without its body, and a second run of the action
-   * never replaces the body the first run built.
+   * never replaces the body the first run built. A body written for a delivery that turns out to
+   * exist without one (a cancel recorded it failed before it was built: `preemption`) is taken
+   * back.
    */
   async create(delivery: Delivery): Promise<boolean> {
     const { body, ...state } = delivery;
+    let bodyWritten = false;
     if (body !== undefined) {
       const bodyGzip = gzipSync(body);
       if (bodyGzip.byteLength > MAX_STORED_BODY_BYTES) {
@@ -139,9 +142,18 @@ export class DeliveriesTable {
           `webhook body is ${Buffer.byteLength(body)} bytes (${bodyGzip.byteLength} compressed); at most ${MAX_STORED_BODY_BYTES} compressed bytes are stored`,
         );
       }
-      await this.putOnce({ pk: delivery.deliveryId, sk: BODY_SK, bodyGzip });
+      bodyWritten = await this.putOnce({ pk: delivery.deliveryId, sk: BODY_SK, bodyGzip });
     }
-    return this.putOnce({ pk: delivery.deliveryId, sk: SK, ...state });
+    const created = await this.putOnce({ pk: delivery.deliveryId, sk: SK, ...state });
+    if (!created && bodyWritten) {
+      await this.documents.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: { pk: delivery.deliveryId, sk: BODY_SK },
+        }),
+      );
+    }
+    return created;
   }
 
   /**
