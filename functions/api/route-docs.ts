@@ -6,8 +6,11 @@
 import * as z from "zod/mini";
 import { LIST_READ_BUDGET } from "#adapters/deliveries-table";
 import { DEFAULT_REPLAY_PACE } from "#app/replays";
-import { deliveryListParameters, workflowListParameters } from "#domain/list-queries";
-import { enrollmentsQueryParameters } from "#domain/request-schemas";
+import {
+  deliveryListParameters,
+  enrollmentListParameters,
+  workflowListParameters,
+} from "#domain/list-queries";
 import type { RouteKey } from "#shared/contract";
 import type { RouteDoc } from "./openapi.ts";
 
@@ -205,21 +208,7 @@ export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
       "Enrollments through the API and through the workflow's triggers alike. A status filter applies to what one page read, so a page may hold fewer than limit and still have a nextToken.",
     tag: "enrollments",
     success: { status: 200, description: "One page", schema: enrollmentsPageSchema },
-    query: {
-      objectId: {
-        schema: enrollmentsQueryParameters.objectId,
-        description: "Only this record's enrollments",
-      },
-      status: { schema: enrollmentsQueryParameters.status, description: "Only enrollments in it" },
-      limit: {
-        schema: enrollmentsQueryParameters.limit,
-        description: "Enrollments per page, 1 to 100 (default 20)",
-      },
-      nextToken: {
-        schema: enrollmentsQueryParameters.nextToken,
-        description: "The nextToken of the page before",
-      },
-    },
+    query: enrollmentListParameters,
   },
   "POST /forms/{formId}/submissions": {
     operationId: "submitForm",

@@ -24,13 +24,12 @@ import {
   replaceWorkflow,
   type WorkflowsDeps,
 } from "#app/workflows";
-import { parseDeliveryListQuery, parseWorkflowListQuery } from "#domain/list-queries";
 import {
-  parseEnrollmentsQuery,
-  parseId,
-  parseObjectType,
-  parseRequestBody,
-} from "#domain/request-schemas";
+  parseDeliveryListQuery,
+  parseEnrollmentListQuery,
+  parseWorkflowListQuery,
+} from "#domain/list-queries";
+import { parseId, parseObjectType, parseRequestBody } from "#domain/request-schemas";
 import type { RouteKey } from "#shared/contract";
 import { metricNames, metrics } from "#shared/observability";
 import { header, jsonBody, type Reply } from "./http.ts";
@@ -125,7 +124,7 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
       await listWorkflowEnrollments(
         deps,
         param(event, "workflowId"),
-        parseEnrollmentsQuery(event.queryStringParameters),
+        parseEnrollmentListQuery(event.queryStringParameters),
       ),
     ),
   "POST /forms/{formId}/submissions": async (deps, event) =>

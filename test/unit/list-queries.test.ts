@@ -2,8 +2,10 @@ import { describe, expect, it } from "vitest";
 import { ValidationError } from "#domain/errors";
 import {
   DEFAULT_DELIVERY_PAGE_SIZE,
+  DEFAULT_ENROLLMENT_PAGE_SIZE,
   DEFAULT_WORKFLOW_PAGE_SIZE,
   parseDeliveryListQuery,
+  parseEnrollmentListQuery,
   parseWorkflowListQuery,
 } from "#domain/list-queries";
 
@@ -90,5 +92,33 @@ describe("the query of GET /workflows", () => {
       "workflowId: unknown query parameter",
     );
     expect(refusal(() => parseWorkflowListQuery({ limit: "-1" }))).toContain("limit:");
+  });
+});
+
+describe("the query of GET /workflows/{id}/enrollments", () => {
+  it("takes a record, a status, a limit and a token, and pages by 20 without a limit", () => {
+    expect(
+      parseEnrollmentListQuery({
+        objectId: "101",
+        status: "completed",
+        limit: "5",
+        nextToken: "a",
+      }),
+    ).toEqual({ objectId: "101", status: "completed", limit: 5, nextToken: "a" });
+    expect(parseEnrollmentListQuery(null)).toEqual({ limit: DEFAULT_ENROLLMENT_PAGE_SIZE });
+    expect(DEFAULT_ENROLLMENT_PAGE_SIZE).toBe(20);
+  });
+
+  it.each([
+    [{ objectId: "a b" }, "objectId: must contain only letters"],
+    [{ status: "paused" }, "status: must be one of active, waiting, completed, failed, cancelled"],
+    [{ limit: "0" }, "limit: must be at least 1"],
+    [{ limit: "500" }, "limit: must be at most 100"],
+    [{ limit: "0x10" }, "limit: must be a whole number from 1 to 100"],
+    [{ limit: " 5" }, "limit: must be a whole number from 1 to 100"],
+    [{ nextToken: "not+base64/url=" }, "nextToken: must be a nextToken"],
+    [{ sort: "asc" }, "sort: unknown query parameter; this route takes objectId, status, limit"],
+  ])("refuses %j, naming the parameter", (raw, message) => {
+    expect(refusal(() => parseEnrollmentListQuery(raw))).toContain(message);
   });
 });

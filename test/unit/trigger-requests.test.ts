@@ -8,7 +8,7 @@ import {
 } from "#domain/forms-and-lists";
 import { recordPayload } from "#domain/payload";
 import { applyPropertyChanges, type CrmRecord } from "#domain/record";
-import { parseEnrollmentsQuery, parseRequestBody } from "#domain/request-schemas";
+import { parseRequestBody } from "#domain/request-schemas";
 
 function refusal(act: () => unknown): string {
   try {
@@ -138,29 +138,6 @@ describe("enrollment triggers in a workflow", () => {
     expect(accepted.actions[0]).toMatchObject({
       outputs: [{ path: "data.items.0.id", property: "x" }],
     });
-  });
-});
-
-describe("the enrollments query", () => {
-  it("reads limit as a number and keeps the filters", () => {
-    // Act
-    const query = parseEnrollmentsQuery({ limit: "5", status: "completed", objectId: "101" });
-
-    // Assess
-    expect(query).toEqual({ limit: 5, status: "completed", objectId: "101" });
-  });
-
-  it.each([
-    [{ limit: "0" }, "limit: must be at least 1"],
-    [{ limit: "500" }, "limit: must be at most 100"],
-    [{ status: "paused" }, "status: must be one of active, waiting, completed, failed, cancelled"],
-    [{ sort: "asc" }, "sort: unknown field"],
-  ])("refuses %j", (query, message) => {
-    // Act
-    const refused = refusal(() => parseEnrollmentsQuery(query));
-
-    // Assess
-    expect(refused).toBe(message);
   });
 });
 

@@ -2,7 +2,7 @@ import type { WorkflowEnrollments } from "#adapters/workflow-enrollments";
 import type { WorkflowsTable } from "#adapters/workflows-table";
 import { enrollmentView } from "#domain/enrollment";
 import { NotFoundError } from "#domain/errors";
-import { DEFAULT_ENROLLMENTS_PAGE, type EnrollmentsQuery } from "#domain/request-schemas";
+import type { EnrollmentListQuery } from "#domain/list-queries";
 
 export interface WorkflowEnrollmentsDeps {
   readonly workflows: WorkflowsTable;
@@ -17,7 +17,7 @@ export interface WorkflowEnrollmentsDeps {
 export async function listWorkflowEnrollments(
   deps: WorkflowEnrollmentsDeps,
   workflowId: string,
-  query: EnrollmentsQuery,
+  query: EnrollmentListQuery,
 ) {
   const [workflow, page] = await Promise.all([
     deps.workflows.get(workflowId),
@@ -25,7 +25,7 @@ export async function listWorkflowEnrollments(
       workflowId,
       objectId: query.objectId,
       status: query.status,
-      limit: query.limit ?? DEFAULT_ENROLLMENTS_PAGE,
+      limit: query.limit,
       nextToken: query.nextToken,
     }),
   ]);

@@ -1,10 +1,12 @@
 /**
- * The query strings of the API's lists (`GET /deliveries`, `GET /workflows`): each parameter's
+ * The query strings of the API's lists (`GET /deliveries`, `GET /workflows`,
+ * `GET /workflows/{id}/enrollments`): each parameter's
  * schema and description, which the OpenAPI document shows, and the parsers that turn a query
  * string into a validated query. Unknown parameters are refused, as unknown body fields are.
  */
 import * as z from "zod/mini";
 import type { DeliveryStatus } from "#domain/delivery";
+import type { EnrollmentStatus } from "#domain/enrollment";
 import { ValidationError } from "#domain/errors";
 import { idSchema, isoDateTimeSchema } from "#domain/request-schemas";
 import { toValidationError } from "#domain/validation-messages";
@@ -18,6 +20,8 @@ export const DEFAULT_DELIVERY_PAGE_SIZE = 25;
  * before `GET /workflows` was paged still gets every workflow of an account with up to 100.
  */
 export const DEFAULT_WORKFLOW_PAGE_SIZE = MAX_PAGE_SIZE;
+/** Enrollments per page when the client names no limit. */
+export const DEFAULT_ENROLLMENT_PAGE_SIZE = 20;
 /** Far longer than any token the lists give, which encode one item's keys. */
 const MAX_PAGE_TOKEN_LENGTH = 2_048;
 /** A whole number with digits enough for any limit; a longer one is refused before it is read. */
@@ -29,6 +33,16 @@ const DELIVERY_STATUSES = [
   "succeeded",
   "failed",
 ] as const satisfies readonly DeliveryStatus[];
+
+/** The statuses `GET /workflows/{id}/enrollments` filters by. */
+export const ENROLLMENT_STATUS_FILTERS = [
+  "active",
+  "waiting",
+  "completed",
+  "failed",
+  "cancelled",
+] as const satisfies readonly EnrollmentStatus[];
+export type EnrollmentStatusFilter = (typeof ENROLLMENT_STATUS_FILTERS)[number];
 
 /** One query parameter: the schema of its value and what it means. */
 export interface QueryParameter {
@@ -86,6 +100,17 @@ export const workflowListParameters = {
   nextToken: nextTokenParameter,
 } as const satisfies Record<string, QueryParameter>;
 
+/** The parameters of `GET /workflows/{id}/enrollments`. */
+export const enrollmentListParameters = {
+  objectId: { schema: idSchema, description: "Only this record's enrollments" },
+  status: {
+    schema: z.enum(ENROLLMENT_STATUS_FILTERS),
+    description: "Only enrollments with this status",
+  },
+  limit: limitParameter(DEFAULT_ENROLLMENT_PAGE_SIZE),
+  nextToken: nextTokenParameter,
+} as const satisfies Record<string, QueryParameter>;
+
 /** A validated `GET /deliveries` query; times in epoch milliseconds. */
 export interface DeliveryListQuery {
   readonly workflowId: string;
@@ -98,6 +123,14 @@ export interface DeliveryListQuery {
 
 /** A validated `GET /workflows` query. */
 export interface WorkflowListQuery {
+  readonly limit: number;
+  readonly nextToken?: string;
+}
+
+/** A validated `GET /workflows/{id}/enrollments` query. */
+export interface EnrollmentListQuery {
+  readonly objectId?: string;
+  readonly status?: EnrollmentStatusFilter;
   readonly limit: number;
   readonly nextToken?: string;
 }
@@ -128,6 +161,17 @@ export function parseWorkflowListQuery(raw: RawQuery): WorkflowListQuery {
   const values = parseQuery(workflowListParameters, raw);
   return {
     limit: (values.limit as number | undefined) ?? DEFAULT_WORKFLOW_PAGE_SIZE,
+    ...(values.nextToken === undefined ? {} : { nextToken: String(values.nextToken) }),
+  };
+}
+
+/** Validates the query string of `GET /workflows/{id}/enrollments`. */
+export function parseEnrollmentListQuery(raw: RawQuery): EnrollmentListQuery {
+  const values = parseQuery(enrollmentListParameters, raw);
+  return {
+    ...(values.objectId === undefined ? {} : { objectId: String(values.objectId) }),
+    ...(values.status === undefined ? {} : { status: values.status as EnrollmentStatusFilter }),
+    limit: (values.limit as number | undefined) ?? DEFAULT_ENROLLMENT_PAGE_SIZE,
     ...(values.nextToken === undefined ? {} : { nextToken: String(values.nextToken) }),
   };
 }

@@ -55,11 +55,6 @@ const MAX_FILTERS_PER_GROUP = 10;
 const MAX_FILTER_VALUES = 100;
 const MAX_FILTER_VALUE_LENGTH = 1_000;
 const MAX_PAGE_URL_LENGTH = 2_048;
-/** Enrollments per page of `GET /workflows/{id}/enrollments`. */
-export const MAX_ENROLLMENTS_PAGE = 100;
-export const DEFAULT_ENROLLMENTS_PAGE = 20;
-/** A page token is an encoded index position: a few hundred characters at most. */
-const MAX_PAGE_TOKEN_LENGTH = 2_048;
 
 const objectTypeSchema = z.enum(OBJECT_TYPES);
 
@@ -580,53 +575,6 @@ export function parseId(field: string, raw: string | undefined): string {
   const result = idSchema.safeParse(raw, { reportInput: true });
   if (!result.success) {
     throw toValidationError(result.error.issues, [field]);
-  }
-  return result.data;
-}
-
-/** The statuses `GET /workflows/{id}/enrollments` filters by. */
-export const ENROLLMENT_STATUS_FILTERS = [
-  "active",
-  "waiting",
-  "completed",
-  "failed",
-  "cancelled",
-] as const;
-
-/**
- * The query parameters of `GET /workflows/{id}/enrollments`, each with its schema; the OpenAPI
- * document describes them from here. Query values arrive as strings: `limit` is read as a number.
- */
-export const enrollmentsQueryParameters = {
-  objectId: idSchema,
-  status: z.enum(ENROLLMENT_STATUS_FILTERS),
-  limit: z.coerce
-    .number()
-    .check(
-      z.refine(Number.isInteger, "must be a whole number"),
-      z.gte(1),
-      z.lte(MAX_ENROLLMENTS_PAGE),
-    ),
-  nextToken: z.string().check(z.minLength(1), z.maxLength(MAX_PAGE_TOKEN_LENGTH)),
-} as const;
-
-const enrollmentsQuerySchema = z.strictObject({
-  objectId: z.optional(enrollmentsQueryParameters.objectId),
-  status: z.optional(enrollmentsQueryParameters.status),
-  limit: z.optional(enrollmentsQueryParameters.limit),
-  nextToken: z.optional(enrollmentsQueryParameters.nextToken),
-});
-
-/** The query of `GET /workflows/{id}/enrollments`, validated. */
-export type EnrollmentsQuery = z.output<typeof enrollmentsQuerySchema>;
-
-/** Validates the query string of `GET /workflows/{id}/enrollments`. */
-export function parseEnrollmentsQuery(
-  query: Readonly<Record<string, string | undefined>> | null | undefined,
-): EnrollmentsQuery {
-  const result = enrollmentsQuerySchema.safeParse(query ?? {}, { reportInput: true });
-  if (!result.success) {
-    throw toValidationError(result.error.issues, []);
   }
   return result.data;
 }
