@@ -8,10 +8,10 @@ import { type LocalSystem, startLocalSystem } from "#test/local-system";
 import { reportFigures } from "#test/reliability-figures";
 
 /**
- * A property-based fuzz of the local API with malformed bodies, paths, headers and ids (docs/contract.md,
- * section 1): every request is malformed by construction, and each must get a documented 4xx in
- * the error shape, never a 5xx, and leave every table as it was. `npm test` tries a few hundred
- * requests; `npm run test:reliability` tries ten thousand (API_FUZZ_RUNS).
+ * A property-based fuzz of the local API with malformed bodies, query strings, paths, headers and
+ * ids (docs/contract.md, section 1): every request is malformed by construction, and each must get
+ * a documented 4xx in the error shape, never a 5xx, and leave every table as it was. `npm test`
+ * tries a few hundred requests; `npm run test:reliability` tries ten thousand (API_FUZZ_RUNS).
  */
 const RUNS = Number(process.env.API_FUZZ_RUNS ?? 300);
 const SEED = Number(process.env.API_FUZZ_SEED ?? Date.now() % 2 ** 31);
@@ -362,6 +362,93 @@ const brokenObjectIdBody: fc.Arbitrary<[string, unknown]> = fc.oneof(
   invalidId.map((objectId): [string, unknown] => ["an invalid objectId", { objectId }]),
 );
 
+/** An instant from 2000 to 2100, in epoch milliseconds. */
+const instant = fc.integer({ min: Date.UTC(2000, 0, 1), max: Date.UTC(2100, 0, 1) });
+
+/** A zone offset in minutes, -23:59 to +23:59; UTC (written `Z`) as often as all others. */
+const zoneOffset = fc.oneof(fc.constant(0), fc.integer({ min: -(24 * 60 - 1), max: 24 * 60 - 1 }));
+
+/** An instant as an ISO-8601 time in the zone `offset` minutes from UTC: what the API takes. */
+function isoTime(ms: number, offset: number): string {
+  if (offset === 0) return new Date(ms).toISOString();
+  const wallClock = new Date(ms + offset * 60_000).toISOString().slice(0, -1);
+  const minutes = Math.abs(offset);
+  const hh = String(Math.floor(minutes / 60)).padStart(2, "0");
+  const mm = String(minutes % 60).padStart(2, "0");
+  return `${wallClock}${offset < 0 ? "-" : "+"}${hh}:${mm}`;
+}
+
+/**
+ * Two valid times, `since` strictly after `until`, each in a zone of its own: text order says
+ * nothing (`...T00:00:00Z` is after `...T00:00:00+02:00`), only the instants do.
+ */
+const sinceAfterUntil = fc
+  .tuple(instant, fc.integer({ min: 1, max: 10 * 365 * 86_400_000 }), zoneOffset, zoneOffset)
+  .map(([until, gap, sinceZone, untilZone]) => ({
+    since: isoTime(until + gap, sinceZone),
+    until: isoTime(until, untilZone),
+  }));
+
+/** Text as the API reads it back from `segment`: a lone surrogate arrives as U+FFFD. */
+const asSent = (text: string) => Buffer.from(text, "utf8").toString("utf8");
+
+/** Text that is no ISO-8601 time with a zone: a date alone, no zone, an impossible date, junk. */
+const notATime = fc.oneof(
+  fc.constantFrom(
+    "",
+    "2024-05-01",
+    "2024-05-01T00:00:00",
+    "2024-05-01T00:00:00.000",
+    "2024-02-30T00:00:00Z",
+    "2024-13-01T00:00:00Z",
+    "2024-05-01T25:00:00Z",
+    "2024-05-01T00:00:00+24:00",
+    "2024-05-01T00:00:00+0200",
+    "2024-05-01T00:00:00 UTC",
+    "1714521600000",
+    "1714521600",
+    "now",
+    "yesterday",
+    "Wed, 01 May 2024 00:00:00 GMT",
+    "05/01/2024",
+  ),
+  weirdString.map(asSent).filter((text) => !/\d{4}-\d\d-\d\dT/.test(text)),
+);
+
+/** A replay that must not start: a broken body, times that are none or out of order. */
+function brokenReplay(): fc.Arbitrary<[string, unknown]> {
+  const valid = {
+    workflowId: sentinel.workflowId,
+    since: "2024-05-01T00:00:00Z",
+    until: "2024-05-02T00:00:00Z",
+  };
+  return fc.oneof(
+    breakBody(valid, ["workflowId", "since"]),
+    notString.map((until): [string, unknown] => ["until of a wrong type", { ...valid, until }]),
+    fc
+      .oneof(fc.constant(""), invalidId)
+      .map((workflowId): [string, unknown] => ["an invalid workflowId", { ...valid, workflowId }]),
+    fc
+      .tuple(fc.constantFrom("since", "until"), notATime)
+      .map(([key, text]): [string, unknown] => [
+        `a ${key} that is no ISO-8601 time with a zone`,
+        { ...valid, [key]: text },
+      ]),
+    sinceAfterUntil.map((times): [string, unknown] => [
+      "since after until",
+      { ...valid, ...times },
+    ]),
+    // Until is now when absent: a since a day or more ahead is after it.
+    fc.integer({ min: 1, max: 1000 }).map((days): [string, unknown] => [
+      "a since after now, without until",
+      {
+        workflowId: valid.workflowId,
+        since: new Date(Date.now() + days * 86_400_000).toISOString(),
+      },
+    ]),
+  );
+}
+
 /** JSON text that does not parse: valid text cut short, or random text that is no JSON. */
 const malformedJsonText = fc.oneof(
   fc.jsonValue().map((value) => JSON.stringify({ v: value }).slice(0, -1)),
@@ -431,6 +518,7 @@ function bodyRequest(receiverUrl: string): fc.Arbitrary<FuzzRequest> {
       path: (ids) => `/workflows/${ids.workflow}/actions/${ids.action}/test`,
       body: brokenObjectIdBody,
     },
+    { method: "POST", path: () => "/deliveries/replay", body: brokenReplay() },
   ];
   const someId = (known: () => string) =>
     fc.oneof(fc.constant(null).map(known), unknownId.map(segment), invalidId.map(segment));
@@ -476,11 +564,20 @@ const idRequest: fc.Arbitrary<FuzzRequest> = fc
       ["GET", (id: string) => `/enrollments/${id}`],
       ["GET", (id: string) => `/deliveries/${id}`],
       ["POST", (id: string) => `/deliveries/${id}/retry`],
+      ["GET", (id: string) => `/replays/${id}`],
+      // The ids below are never the sentinel enrollment's own: cancelling it is a valid request.
+      ["DELETE", (id: string) => `/enrollments/${id}`],
     ),
     fc.oneof(
       unknownId,
       invalidId,
       fc.constantFrom("widgets", "CONTACTS", "%E0%A4%A", "%ZZ", "%2F..%2F"),
+      // Ids one character off the sentinel enrollment's, which exist nowhere.
+      fc
+        .constantFrom("shorter", "longer")
+        .map((way) =>
+          way === "shorter" ? sentinel.enrollmentId.slice(0, -1) : `${sentinel.enrollmentId}0`,
+        ),
     ),
     fc.option(fc.string({ maxLength: 30 }), { nil: undefined }),
   )
@@ -515,6 +612,8 @@ const routeRequest: fc.Arbitrary<FuzzRequest> = fc
   )
   .filter(([method, path]) => !(method === "GET" && path === "/apps"))
   .filter(([method, path]) => !(path === "/apps" && method === "POST"))
+  // A route since the operators' lists came: its malformed queries are listRequest's.
+  .filter(([method, path]) => !(method === "GET" && path === "/deliveries"))
   .map(([method, path]) => ({
     method,
     path,
@@ -522,6 +621,279 @@ const routeRequest: fc.Arbitrary<FuzzRequest> = fc
     body: method === "GET" || method === "DELETE" ? undefined : `{"${UNKNOWN_KEY}":1}`,
     how: "a route that does not exist",
   }));
+
+// ---- Malformed query strings of the operators' lists ------------------------------------------
+
+/** A query string's pairs in the order sent; a name may come more than once. */
+type QueryPairs = ReadonlyArray<readonly [string, string]>;
+
+/** `?name=value&...`, names and values percent-encoded; nothing without pairs. */
+const queryString = (pairs: QueryPairs) =>
+  pairs.length === 0
+    ? ""
+    : `?${pairs.map(([name, value]) => `${segment(name)}=${segment(value)}`).join("&")}`;
+
+/**
+ * Longest path with its query sent: the local API's HTTP server takes 16 KiB of request line and
+ * headers, and answers a longer request itself, before any route.
+ */
+const MAX_REQUEST_TARGET = 8_000;
+
+const DELIVERY_STATUSES = ["pending", "retrying", "succeeded", "failed"];
+const ENROLLMENT_STATUSES = ["active", "waiting", "completed", "failed", "cancelled"];
+
+/** A status that is none of `statuses`: another list's, another case, a list of them, junk. */
+const badStatus = (statuses: readonly string[]) =>
+  fc
+    .oneof(
+      fc.constantFrom(
+        ...DELIVERY_STATUSES,
+        ...ENROLLMENT_STATUSES,
+        "",
+        "FAILED",
+        "Waiting",
+        " failed",
+        "failed,succeeded",
+        "*",
+      ),
+      weirdString.map(asSent),
+    )
+    .filter((status) => !statuses.includes(status));
+
+/** Whether `GET /deliveries` takes a limit: 1 to 100, in up to six decimal digits. */
+const deliveriesTakeLimit = (text: string) =>
+  /^\d{1,6}$/.test(text) && Number(text) >= 1 && Number(text) <= 100;
+
+/**
+ * Whether `GET /workflows/{id}/enrollments` takes a limit. It reads the text as a JavaScript
+ * number, so ` 5`, `+5`, `0x10` and `1e1` are taken there (GET /deliveries refuses them); a
+ * generated limit is never one of those.
+ */
+const enrollmentsTakeLimit = (text: string) => {
+  const limit = Number(text);
+  return Number.isInteger(limit) && limit >= 1 && limit <= 100;
+};
+
+/** A limit the list refuses: out of 1 to 100, no whole number, or no number at all. */
+const badLimit = (takes: (text: string) => boolean) =>
+  fc
+    .oneof(
+      fc.constantFrom("0", "101", "-1", "-0", "1.5", "1e1", "", "ten", "+5", " 5", "0x10"),
+      fc.constantFrom("Infinity", "NaN", "1000000000000", "0".repeat(7)),
+      fc.integer({ min: 101 }).map(String),
+      fc.integer({ max: 0 }).map(String),
+      weirdString.map(asSent),
+    )
+    .filter((text) => !takes(text));
+
+const base64url = (text: string) => Buffer.from(text, "utf8").toString("base64url");
+
+/** Whether a token decodes to a JSON object of four keys: a page position of either list. */
+function tokenShaped(token: string): boolean {
+  try {
+    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+    return isPlainObject(value) && Object.keys(value).length === 4;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A nextToken no page of the query gave: empty, too long, junk, JSON that is no page position, or
+ * the position of another workflow's list (the `ot-` ids name no workflow the fuzz asks about).
+ * Made-up positions in the sentinel workflow's own list are left out (finding): the enrollments
+ * list takes `{workflowId, pk, sk: "ENROLLMENT", createdAt}` with any pk as a token it gave (200),
+ * and answers 500 when pk is empty or createdAt is a number DynamoDB cannot store (1e300).
+ */
+const badToken = fc.oneof(
+  fc.constantFrom("", "A".repeat(2049)),
+  weirdString.map(asSent).filter((token) => !tokenShaped(token)),
+  anyJson.map((value) => base64url(JSON.stringify(value))).filter((token) => !tokenShaped(token)),
+  fc
+    .tuple(
+      fc.stringMatching(/^[A-Za-z0-9_.:-]{1,40}$/),
+      fc.uuid(),
+      fc.constantFrom("DELIVERY", "ENROLLMENT"),
+      fc.nat(),
+    )
+    .map(([id, pk, sk, createdAt]) =>
+      base64url(JSON.stringify({ workflowId: `ot-${id}`, pk, sk, createdAt })),
+    ),
+);
+
+/**
+ * A parameter name the list does not know: another case, brackets, junk. The names of
+ * Object.prototype's members are left out (finding): the local API answers a query parameter or a
+ * header named `__proto__`, `constructor`, `toString`, ... with a 502 on every route
+ * (`GET /health?constructor=x`), its gateway failing before the handler runs.
+ */
+const unknownParameter = (known: readonly string[]) =>
+  fc
+    .oneof(
+      fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,15}$/),
+      fc.constantFrom("", "WorkflowId", "LIMIT", "Status", "next_token", "status[]", "limit ", "q"),
+      weirdString,
+    )
+    .map(asSent)
+    .filter((name) => name.length <= 100 && !known.includes(name) && !(name in Object.prototype));
+
+/** One way a query string is malformed: the parameters it takes over, and the pairs it sends. */
+interface QueryBreak {
+  readonly how: string;
+  /** The parameters it takes out of the valid query; breaks that share one are not combined. */
+  readonly takes: readonly string[];
+  readonly pairs: QueryPairs;
+}
+
+const setTo = (how: string, name: string, values: fc.Arbitrary<string>) =>
+  values.map((value): QueryBreak => ({ how, takes: [name], pairs: [[name, value]] }));
+
+const addUnknown = (known: readonly string[]) =>
+  fc.tuple(unknownParameter(known), fc.string({ maxLength: 20 })).map(
+    ([name, value]): QueryBreak => ({
+      how: "an unknown parameter",
+      takes: [],
+      pairs: [[name, value]],
+    }),
+  );
+
+/**
+ * A valid query broken one to three ways, each on parameters of its own so that none undoes
+ * another. A break that sets one parameter may send it twice: a value before the invalid one,
+ * which the API reads (of a repeated parameter it reads the last value only).
+ */
+function brokenQuery(
+  valid: Readonly<Record<string, string>>,
+  breaks: fc.Arbitrary<QueryBreak>,
+): fc.Arbitrary<[string, QueryPairs]> {
+  return fc.array(fc.tuple(breaks, fc.boolean()), { minLength: 1, maxLength: 3 }).map((chosen) => {
+    const taken = new Set<string>();
+    const applied: Array<[QueryBreak, boolean]> = [];
+    for (const [queryBreak, twice] of chosen) {
+      if (queryBreak.takes.some((name) => taken.has(name))) continue;
+      for (const name of queryBreak.takes) taken.add(name);
+      applied.push([queryBreak, twice]);
+    }
+    const pairs: Array<readonly [string, string]> = Object.entries(valid).filter(
+      ([name]) => !taken.has(name),
+    );
+    const hows: string[] = [];
+    for (const [queryBreak, twice] of applied) {
+      const [only] = queryBreak.pairs;
+      if (twice && queryBreak.pairs.length === 1 && only !== undefined) {
+        pairs.push([only[0], valid[only[0]] ?? "1"], only);
+        hows.push(`${queryBreak.how}, sent last of two`);
+      } else {
+        pairs.push(...queryBreak.pairs);
+        hows.push(queryBreak.how);
+      }
+    }
+    return [`a query with ${hows.join("; ")}`, pairs];
+  });
+}
+
+/** An optional value, absent as often as present. */
+const maybe = <T>(value: fc.Arbitrary<T>) => fc.option(value, { nil: undefined, freq: 2 });
+
+const validLimit = fc.integer({ min: 1, max: 100 }).map(String);
+
+/** Drops the parameters that are absent. */
+const present = (query: Record<string, string | undefined>) =>
+  Object.fromEntries(
+    Object.entries(query).filter((entry): entry is [string, string] => entry[1] !== undefined),
+  );
+
+/** A query `GET /deliveries` takes, of the sentinel workflow (which has none) or of no workflow. */
+const validDeliveryQuery = fc
+  .tuple(
+    fc.oneof(
+      { weight: 3, arbitrary: fc.constant(null).map(() => sentinel.workflowId) },
+      { weight: 1, arbitrary: unknownId },
+    ),
+    maybe(fc.constantFrom(...DELIVERY_STATUSES)),
+    fc.tuple(instant, instant, zoneOffset, zoneOffset),
+    fc.constantFrom("since", "until", "both", "neither"),
+    maybe(validLimit),
+  )
+  .map(([workflowId, status, [a, b, sinceZone, untilZone], bounds, limit]) =>
+    present({
+      workflowId,
+      status,
+      since:
+        bounds === "since" || bounds === "both" ? isoTime(Math.min(a, b), sinceZone) : undefined,
+      until:
+        bounds === "until" || bounds === "both" ? isoTime(Math.max(a, b), untilZone) : undefined,
+      limit,
+    }),
+  );
+
+const DELIVERY_PARAMETERS = ["workflowId", "status", "since", "until", "limit", "nextToken"];
+
+const deliveryQueryBreak: fc.Arbitrary<QueryBreak> = fc.oneof(
+  fc.constant<QueryBreak>({ how: "no workflowId", takes: ["workflowId"], pairs: [] }),
+  setTo("an invalid workflowId", "workflowId", fc.oneof(fc.constant(""), invalidId.map(asSent))),
+  setTo("a status that is none of the four", "status", badStatus(DELIVERY_STATUSES)),
+  setTo("a since that is no ISO-8601 time with a zone", "since", notATime),
+  setTo("an until that is no ISO-8601 time with a zone", "until", notATime),
+  sinceAfterUntil.map(
+    ({ since, until }): QueryBreak => ({
+      how: "since after until",
+      takes: ["since", "until"],
+      pairs: [
+        ["since", since],
+        ["until", until],
+      ],
+    }),
+  ),
+  setTo("a limit out of 1 to 100", "limit", badLimit(deliveriesTakeLimit)),
+  setTo("a nextToken no page gave", "nextToken", badToken),
+  addUnknown(DELIVERY_PARAMETERS),
+);
+
+const ENROLLMENTS_PARAMETERS = ["objectId", "status", "limit", "nextToken"];
+
+/** A query `GET /workflows/{id}/enrollments` takes. */
+const validEnrollmentsQuery = fc
+  .tuple(
+    maybe(fc.oneof(fc.constant("sentinel"), unknownId)),
+    maybe(fc.constantFrom(...ENROLLMENT_STATUSES)),
+    maybe(validLimit),
+  )
+  .map(([objectId, status, limit]) => present({ objectId, status, limit }));
+
+const enrollmentsQueryBreak: fc.Arbitrary<QueryBreak> = fc.oneof(
+  setTo("an invalid objectId", "objectId", fc.oneof(fc.constant(""), invalidId.map(asSent))),
+  setTo("a status that is none of the five", "status", badStatus(ENROLLMENT_STATUSES)),
+  setTo("a limit out of 1 to 100", "limit", badLimit(enrollmentsTakeLimit)),
+  setTo("a nextToken no page gave", "nextToken", badToken),
+  addUnknown(ENROLLMENTS_PARAMETERS),
+);
+
+/**
+ * A request to one of the operators' lists with a malformed query string; the enrollments of the
+ * sentinel workflow, or of a workflow that does not exist or whose id is invalid.
+ */
+const listRequest: fc.Arbitrary<FuzzRequest> = fc
+  .oneof(
+    validDeliveryQuery
+      .chain((valid) => brokenQuery(valid, deliveryQueryBreak))
+      .map(([how, pairs]) => ({ path: `/deliveries${queryString(pairs)}`, how })),
+    fc
+      .tuple(
+        fc.oneof(
+          { weight: 3, arbitrary: fc.constant(null).map(() => sentinel.workflowId) },
+          { weight: 1, arbitrary: unknownId.map(segment) },
+          { weight: 1, arbitrary: invalidId.map(segment) },
+        ),
+        validEnrollmentsQuery.chain((valid) => brokenQuery(valid, enrollmentsQueryBreak)),
+      )
+      .map(([workflow, [how, pairs]]) => ({
+        path: `/workflows/${workflow}/enrollments${queryString(pairs)}`,
+        how,
+      })),
+  )
+  .filter(({ path }) => path.length <= MAX_REQUEST_TARGET)
+  .map(({ path, how }): FuzzRequest => ({ method: "GET", path, headers: {}, how }));
 
 /** Junk headers of every kind ride along with any of the above. */
 const junkHeaders = fc.dictionary(
@@ -542,6 +914,7 @@ function fuzzRequests(receiverUrl: string): fc.Arbitrary<FuzzRequest> {
       fc.oneof(
         { weight: 6, arbitrary: bodyRequest(receiverUrl) },
         { weight: 3, arbitrary: idRequest },
+        { weight: 3, arbitrary: listRequest },
         { weight: 1, arbitrary: routeRequest },
       ),
       junkHeaders,
@@ -620,7 +993,7 @@ describe("the API under malformed requests", () => {
         (table) => JSON.stringify(before[table]) !== JSON.stringify(after[table]),
       );
       reportFigures({
-        suite: "API fuzz: malformed bodies, paths, headers and ids (fast-check)",
+        suite: "API fuzz: malformed bodies, query strings, paths, headers and ids (fast-check)",
         inputs: outcomes.length,
         serverErrors: outcomes.filter((outcome) => outcome.status >= 500).length,
         notes: `seed ${SEED}; ${[...statuses]
