@@ -3,8 +3,10 @@ import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { batchGetItems, UnreadKeysError } from "#adapters/batch-reads";
 import { DeliveriesTable, LIST_READ_BUDGET } from "#adapters/deliveries-table";
+import { EnrollmentsTable } from "#adapters/enrollments-table";
 import { encodePageToken } from "#adapters/page-tokens";
 import { ReplaysTable } from "#adapters/replays-table";
+import { WorkflowEnrollments } from "#adapters/workflow-enrollments";
 import { WorkflowsTable } from "#adapters/workflows-table";
 import { listDeliveries } from "#app/deliveries";
 import { listWorkflows } from "#app/workflows";
@@ -23,11 +25,15 @@ import { type LocalAws, startLocalAws } from "#test/local-aws";
 let aws: LocalAws;
 let deliveries: DeliveriesTable;
 let workflows: WorkflowsTable;
+let enrollments: EnrollmentsTable;
+let workflowEnrollments: WorkflowEnrollments;
 
 beforeAll(async () => {
   aws = await startLocalAws();
   deliveries = new DeliveriesTable(aws.documents, aws.resources.tables.deliveries);
   workflows = new WorkflowsTable(aws.documents, aws.resources.tables.workflows);
+  enrollments = new EnrollmentsTable(aws.documents, aws.resources.tables.enrollments);
+  workflowEnrollments = new WorkflowEnrollments(aws.documents, aws.resources.tables.enrollments);
 });
 
 afterAll(async () => {
@@ -340,5 +346,68 @@ describe("listing workflows", () => {
     expect(names.filter((name) => /^w\d$/.test(name))).toEqual(["w0", "w1", "w2", "w3", "w4"]);
     expect(pages.slice(0, -1).every((page) => page.nextToken !== null)).toBe(true);
     await expect(forged).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe("listing a workflow's enrollments", () => {
+  it("refuses a forged or foreign nextToken with a 400 naming it, whatever it holds", async () => {
+    // Prepare
+    const workflowId = randomUUID();
+    for (let i = 0; i < 3; i++) {
+      await enrollments.create(
+        newEnrollment({
+          enrollmentId: randomUUID(),
+          workflowId,
+          objectType: "contacts",
+          objectId: `c${i}`,
+          definition: [{ id: "a", type: "delay", seconds: 60 }],
+          now: 5_000 + i,
+        }),
+      );
+    }
+    const { nextToken } = await workflowEnrollments.page({ workflowId, limit: 1 });
+    const genuine = JSON.parse(Buffer.from(nextToken ?? "", "base64url").toString("utf8"));
+    const forged = [
+      ...[
+        { ...genuine, workflowId: "another" },
+        { ...genuine, pk: "" },
+        { ...genuine, pk: "x".repeat(3000) },
+        { ...genuine, createdAt: 1e300 },
+        { ...genuine, createdAt: -1 },
+        { ...genuine, createdAt: "5002" },
+        { ...genuine, sk: "LOCK" },
+        { ...genuine, extra: 1 },
+      ].map((key) => encodePageToken(key) as string),
+      // A number JSON can spell but not hold: it reads back as Infinity.
+      Buffer.from(JSON.stringify(genuine).replace(/"createdAt":\d+/, '"createdAt":1e400')).toString(
+        "base64url",
+      ),
+    ];
+
+    // Act
+    const outcomes = await Promise.allSettled(
+      forged.map((token) => workflowEnrollments.page({ workflowId, limit: 1, nextToken: token })),
+    );
+    const withGenuine = await workflowEnrollments.page({
+      workflowId,
+      limit: 1,
+      nextToken: nextToken ?? "",
+    });
+    const byRecord = workflowEnrollments.page({
+      workflowId,
+      objectId: "c1",
+      limit: 1,
+      nextToken: nextToken ?? "",
+    });
+
+    // Assess
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe("rejected");
+      const reason = (outcome as PromiseRejectedResult).reason;
+      expect(reason).toBeInstanceOf(ValidationError);
+      expect((reason as ValidationError).field).toBe("nextToken");
+    }
+    expect(withGenuine.enrollments.map((enrollment) => enrollment.objectId)).toEqual(["c1"]);
+    await expect(byRecord).rejects.toBeInstanceOf(ValidationError);
   });
 });

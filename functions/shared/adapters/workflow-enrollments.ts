@@ -1,8 +1,8 @@
 import { type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { batchGetItems } from "#adapters/batch-reads";
+import { decodePageToken, encodePageToken, hasExactly, type PageKey } from "#adapters/page-tokens";
 import { workflowRecordKey } from "#adapters/enrollments-table";
 import type { Enrollment } from "#domain/enrollment";
-import { ValidationError } from "#domain/errors";
 import { ENROLLMENTS_BY_WORKFLOW, ENROLLMENTS_BY_WORKFLOW_RECORD } from "#shared/contract";
 
 const SK = "ENROLLMENT";
@@ -40,7 +40,12 @@ export class WorkflowEnrollments {
       query.objectId === undefined
         ? query.workflowId
         : workflowRecordKey(query.workflowId, query.objectId);
-    let startKey = decodeToken(query.nextToken, index.partitionKey.name, partition);
+    let startKey =
+      query.nextToken === undefined
+        ? undefined
+        : decodePageToken(query.nextToken, (key) =>
+            pageKeyWithin(key, index.partitionKey.name, partition),
+          );
     const enrollments: Enrollment[] = [];
     for (let read = 0; read < MAX_READS_PER_PAGE && enrollments.length < query.limit; read++) {
       const page = await this.documents.send(
@@ -64,7 +69,7 @@ export class WorkflowEnrollments {
       startKey = page.LastEvaluatedKey;
       if (!startKey) break;
     }
-    return { enrollments, nextToken: startKey ? encodeToken(startKey) : null };
+    return { enrollments, nextToken: encodePageToken(startKey) };
   }
 
   /** The enrollments with these ids, in the same order; ids no longer there are left out. */
@@ -87,40 +92,28 @@ export class WorkflowEnrollments {
   }
 }
 
-function encodeToken(key: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify(key)).toString("base64url");
-}
+/** An enrollment id, as the API and the triggers make them: the `pk` of an index position. */
+const MAX_ID_LENGTH = 100;
 
-/** The index position a token stands for; a token from another query or made up is refused. */
-function decodeToken(
-  token: string | undefined,
+/**
+ * The index position, if it is one this query could have stopped at: its own partition, an
+ * enrollment's key and a creation time in epoch milliseconds. Anything else is forged.
+ */
+function pageKeyWithin(
+  key: Readonly<Record<string, unknown>>,
   partitionName: string,
   partition: string,
-): Record<string, unknown> | undefined {
-  if (token === undefined) return undefined;
-  const refused = new ValidationError("nextToken", "is not a token this API gave for this query");
-  let key: unknown;
-  try {
-    key = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-  } catch {
-    throw refused;
-  }
-  if (
-    typeof key !== "object" ||
-    key === null ||
-    Array.isArray(key) ||
-    Object.keys(key).length !== 4
-  ) {
-    throw refused;
-  }
-  const fields = key as Record<string, unknown>;
-  if (
-    fields[partitionName] !== partition ||
-    typeof fields.pk !== "string" ||
-    fields.sk !== SK ||
-    typeof fields.createdAt !== "number"
-  ) {
-    throw refused;
-  }
-  return fields;
+): PageKey | undefined {
+  const { pk, createdAt } = key;
+  const fits =
+    hasExactly(key, [partitionName, "pk", "sk", "createdAt"]) &&
+    key[partitionName] === partition &&
+    key.sk === SK &&
+    typeof pk === "string" &&
+    pk.length > 0 &&
+    pk.length <= MAX_ID_LENGTH &&
+    typeof createdAt === "number" &&
+    Number.isSafeInteger(createdAt) &&
+    createdAt >= 0;
+  return fits ? { ...key } : undefined;
 }
