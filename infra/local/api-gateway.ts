@@ -2,8 +2,6 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type {
   APIGatewayProxyEvent,
-  APIGatewayProxyEventHeaders,
-  APIGatewayProxyEventMultiValueHeaders,
   APIGatewayProxyResult,
   Context,
 } from "aws-lambda";
@@ -243,6 +241,22 @@ function readBody(request: IncomingMessage): Promise<string | null> {
   });
 }
 
+/**
+ * The last value and every value of each name, as API Gateway's event has them: own properties
+ * whatever the name, so `__proto__` or `constructor` is a parameter like any other, as it is in
+ * the JSON of a deployed API's event.
+ */
+function byName(
+  pairs: Iterable<[string, string]>,
+): [Record<string, string>, Record<string, string[]>] {
+  const values = new Map<string, string[]>();
+  for (const [name, value] of pairs) values.set(name, [...(values.get(name) ?? []), value]);
+  return [
+    Object.fromEntries([...values].map(([name, all]) => [name, all.at(-1) as string])),
+    Object.fromEntries(values),
+  ];
+}
+
 function toEvent(
   request: IncomingMessage,
   url: URL,
@@ -251,20 +265,12 @@ function toEvent(
   body: string | null,
   requestId: string,
 ): APIGatewayProxyEvent {
-  const headers: APIGatewayProxyEventHeaders = {};
-  const multiValueHeaders: APIGatewayProxyEventMultiValueHeaders = {};
+  const rawHeaders: Array<[string, string]> = [];
   for (let index = 0; index < request.rawHeaders.length; index += 2) {
-    const name = request.rawHeaders[index] as string;
-    const value = request.rawHeaders[index + 1] as string;
-    headers[name] = value;
-    multiValueHeaders[name] = [...(multiValueHeaders[name] ?? []), value];
+    rawHeaders.push([request.rawHeaders[index] as string, request.rawHeaders[index + 1] as string]);
   }
-  const query: Record<string, string> = {};
-  const multiQuery: Record<string, string[]> = {};
-  for (const [name, value] of url.searchParams) {
-    query[name] = value;
-    multiQuery[name] = [...(multiQuery[name] ?? []), value];
-  }
+  const [headers, multiValueHeaders] = byName(rawHeaders);
+  const [query, multiQuery] = byName(url.searchParams);
   const hasQuery = url.searchParams.size > 0;
   const hasParameters = Object.keys(found.pathParameters).length > 0;
   const now = new Date();

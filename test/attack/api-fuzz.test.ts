@@ -660,19 +660,9 @@ const badStatus = (statuses: readonly string[]) =>
     )
     .filter((status) => !statuses.includes(status));
 
-/** Whether `GET /deliveries` takes a limit: 1 to 100, in up to six decimal digits. */
-const deliveriesTakeLimit = (text: string) =>
+/** Whether a list takes a limit: 1 to 100, in up to six decimal digits. */
+const takesLimit = (text: string) =>
   /^\d{1,6}$/.test(text) && Number(text) >= 1 && Number(text) <= 100;
-
-/**
- * Whether `GET /workflows/{id}/enrollments` takes a limit. It reads the text as a JavaScript
- * number, so ` 5`, `+5`, `0x10` and `1e1` are taken there (GET /deliveries refuses them); a
- * generated limit is never one of those.
- */
-const enrollmentsTakeLimit = (text: string) => {
-  const limit = Number(text);
-  return Number.isInteger(limit) && limit >= 1 && limit <= 100;
-};
 
 /** A limit the list refuses: out of 1 to 100, no whole number, or no number at all. */
 const badLimit = (takes: (text: string) => boolean) =>
@@ -701,9 +691,6 @@ function tokenShaped(token: string): boolean {
 /**
  * A nextToken no page of the query gave: empty, too long, junk, JSON that is no page position, or
  * the position of another workflow's list (the `ot-` ids name no workflow the fuzz asks about).
- * Made-up positions in the sentinel workflow's own list are left out (finding): the enrollments
- * list takes `{workflowId, pk, sk: "ENROLLMENT", createdAt}` with any pk as a token it gave (200),
- * and answers 500 when pk is empty or createdAt is a number DynamoDB cannot store (1e300).
  */
 const badToken = fc.oneof(
   fc.constantFrom("", "A".repeat(2049)),
@@ -721,21 +708,17 @@ const badToken = fc.oneof(
     ),
 );
 
-/**
- * A parameter name the list does not know: another case, brackets, junk. The names of
- * Object.prototype's members are left out (finding): the local API answers a query parameter or a
- * header named `__proto__`, `constructor`, `toString`, ... with a 502 on every route
- * (`GET /health?constructor=x`), its gateway failing before the handler runs.
- */
+/** A parameter name the list does not know: another case, brackets, an object's built-ins, junk. */
 const unknownParameter = (known: readonly string[]) =>
   fc
     .oneof(
       fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,15}$/),
       fc.constantFrom("", "WorkflowId", "LIMIT", "Status", "next_token", "status[]", "limit ", "q"),
+      fc.constantFrom("__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"),
       weirdString,
     )
     .map(asSent)
-    .filter((name) => name.length <= 100 && !known.includes(name) && !(name in Object.prototype));
+    .filter((name) => name.length <= 100 && !known.includes(name));
 
 /** One way a query string is malformed: the parameters it takes over, and the pairs it sends. */
 interface QueryBreak {
@@ -781,7 +764,8 @@ function brokenQuery(
     for (const [queryBreak, twice] of applied) {
       const [only] = queryBreak.pairs;
       if (twice && queryBreak.pairs.length === 1 && only !== undefined) {
-        pairs.push([only[0], valid[only[0]] ?? "1"], only);
+        const first = Object.hasOwn(valid, only[0]) ? valid[only[0]] : undefined;
+        pairs.push([only[0], first ?? "1"], only);
         hows.push(`${queryBreak.how}, sent last of two`);
       } else {
         pairs.push(...queryBreak.pairs);
@@ -845,7 +829,7 @@ const deliveryQueryBreak: fc.Arbitrary<QueryBreak> = fc.oneof(
       ],
     }),
   ),
-  setTo("a limit out of 1 to 100", "limit", badLimit(deliveriesTakeLimit)),
+  setTo("a limit out of 1 to 100", "limit", badLimit(takesLimit)),
   setTo("a nextToken no page gave", "nextToken", badToken),
   addUnknown(DELIVERY_PARAMETERS),
 );
@@ -861,11 +845,38 @@ const validEnrollmentsQuery = fc
   )
   .map(([objectId, status, limit]) => present({ objectId, status, limit }));
 
+/**
+ * A position in the sentinel workflow's own list of enrollments that no page could stop at: an
+ * empty or overlong enrollment id, or a creation time that is no epoch millisecond DynamoDB
+ * could have written (1e400 reads back as Infinity).
+ */
+const forgedEnrollmentPosition = fc
+  .tuple(
+    fc.oneof(fc.constantFrom("", "x".repeat(101)), fc.uuid()),
+    fc.oneof(fc.constantFrom<unknown>(1e300, -1, 1.5, "5", null), fc.nat({ max: 2 ** 40 })),
+  )
+  .filter(([pk, createdAt]) => pk === "" || pk.length > 100 || !Number.isSafeInteger(createdAt))
+  .map(([pk, createdAt]) =>
+    base64url(JSON.stringify({ workflowId: sentinel.workflowId, pk, sk: "ENROLLMENT", createdAt })),
+  );
+const infiniteCreationTime = fc
+  .uuid()
+  .map((pk) =>
+    base64url(
+      `{"workflowId":${JSON.stringify(sentinel.workflowId)},"pk":"${pk}","sk":"ENROLLMENT","createdAt":1e400}`,
+    ),
+  );
+
 const enrollmentsQueryBreak: fc.Arbitrary<QueryBreak> = fc.oneof(
   setTo("an invalid objectId", "objectId", fc.oneof(fc.constant(""), invalidId.map(asSent))),
   setTo("a status that is none of the five", "status", badStatus(ENROLLMENT_STATUSES)),
-  setTo("a limit out of 1 to 100", "limit", badLimit(enrollmentsTakeLimit)),
+  setTo("a limit out of 1 to 100", "limit", badLimit(takesLimit)),
   setTo("a nextToken no page gave", "nextToken", badToken),
+  setTo(
+    "a made-up position in the list",
+    "nextToken",
+    fc.oneof(forgedEnrollmentPosition, infiniteCreationTime),
+  ),
   addUnknown(ENROLLMENTS_PARAMETERS),
 );
 

@@ -70,6 +70,33 @@ describe("local API gateway", () => {
     expect(event.requestContext.requestId).toMatch(/^[0-9a-f-]{36}$/);
   });
 
+  it("passes a parameter or header named after an object's built-in member like any other", async () => {
+    // Prepare
+    const url = `${runtime.apiUrl}/health?constructor=a&__proto__=b&toString=c&toString=d`;
+
+    // Act
+    const response = await fetch(url, {
+      headers: [
+        ["constructor", "e"],
+        ["toString", "f"],
+      ],
+    });
+
+    // Assess
+    expect(response.status).toBe(200);
+    const [event] = events as [APIGatewayProxyEvent];
+    expect(Object.entries(event.queryStringParameters ?? {})).toEqual([
+      ["constructor", "a"],
+      ["__proto__", "b"],
+      ["toString", "d"],
+    ]);
+    expect(Object.hasOwn(event.multiValueQueryStringParameters ?? {}, "__proto__")).toBe(true);
+    expect(event.multiValueQueryStringParameters?.toString).toEqual(["c", "d"]);
+    expect(event.headers.constructor).toBe("e");
+    expect(event.multiValueHeaders.constructor).toEqual(["e"]);
+    expect(event.multiValueHeaders.tostring ?? event.multiValueHeaders.toString).toEqual(["f"]);
+  });
+
   it("passes the body as a UTF-8 string and writes the handler's result back", async () => {
     // Prepare
     const payload = JSON.stringify({ name: "Zoë's app ✓" });
