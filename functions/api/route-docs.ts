@@ -255,7 +255,7 @@ export const routeDocs: { readonly [K in RouteKey]: RouteDoc } = {
     operationId: "cancelEnrollment",
     summary: "Cancel an active or waiting enrollment",
     description:
-      "The enrollment becomes cancelled and moves no more. The delivery of the webhook action it waits at, if pending or retrying, fails with reason `enrollment cancelled`, and its scheduled retry is deleted. The record can be enrolled in the workflow again. 409 for an enrollment that has ended (completed, failed or cancelled).",
+      "The enrollment becomes cancelled and moves no more. The delivery of the webhook action it waits at, if pending or retrying, fails with reason `enrollment cancelled`, and its scheduled retry is deleted; a webhook action that has no delivery yet gets one, failed with that reason and never sent. The record can be enrolled in the workflow again. 409 for an enrollment that has ended (completed, failed or cancelled).",
     tag: "enrollments",
     success: { status: 200, description: "The enrollment, cancelled" },
     refusals: [409],
