@@ -264,7 +264,8 @@ export class EnrollmentsTable {
 
   /**
    * Finishes the action at `index` and moves to the next one; on the last action the enrollment
-   * completes and releases its lock. StaleStateError when the enrollment already moved on.
+   * completes, and its lock stays for the record's next enrollment to take over (see `create`).
+   * StaleStateError when the enrollment already moved on.
    */
   async finishAction(
     enrollment: Enrollment,
