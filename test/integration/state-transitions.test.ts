@@ -444,6 +444,64 @@ describe("a webhook's outputs the record does not take", () => {
   });
 });
 
+describe("a webhook's outputs that read one long value many times", () => {
+  it("keep at most 256 KiB of values between them, so the delivery stays storable", async () => {
+    // Prepare: 20 outputs of the same 120 kB value
+    const long = "é".repeat(60_000);
+    answers["/enrich-long"] = () => ({
+      status: 200,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ v: long }),
+    });
+    const enrollment = await enrolled([
+      {
+        type: "webhook",
+        url: receiver.url("/enrich-long"),
+        method: "GET",
+        body: { type: "all" },
+        outputs: Array.from({ length: 20 }, (_, i) => ({ path: "v", property: `copy${i}` })),
+      },
+      { type: "setProperty", property: "synced", value: "yes" },
+    ]);
+    await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+    await aws.drain("webhookLane");
+    const deliveryId = deliveryIdFor(
+      enrollment.enrollmentId,
+      enrollment.actions[0]?.actionId ?? "",
+    );
+
+    // Act
+    const report = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
+
+    // Assess
+    expect(report.kind).toBe("sent");
+    const delivery = await tables.deliveries.get(deliveryId);
+    expect(delivery?.status).toBe("succeeded");
+    const results = delivery?.outputResults ?? [];
+    expect(results.filter((result) => result.written).map((result) => result.property)).toEqual([
+      "copy0",
+      "copy1",
+    ]);
+    expect(results[2]).toEqual({
+      path: "v",
+      property: "copy2",
+      written: false,
+      reason: "the written values together would pass 256 KiB",
+    });
+    const record = await tables.records.get({
+      objectType: "contacts",
+      objectId: enrollment.objectId,
+    });
+    expect(record?.properties.copy1?.[0]?.value).toBe(long);
+    expect(record?.properties.copy2).toBeUndefined();
+    expect((await tables.enrollments.get(enrollment.enrollmentId))?.currentIndex).toBe(1);
+  });
+});
+
 /** One of two consumers of the same message sent the attempt; the other found it in flight. */
 function expectOneSentOneBusy(outcomes: PromiseSettledResult<{ kind: string }>[]) {
   const sent = outcomes.filter((o) => o.status === "fulfilled" && o.value.kind === "sent");

@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { MAX_OUTPUT_VALUE_LENGTH, outputChanges, readOutputs } from "#domain/webhook-outputs";
+import {
+  MAX_OUTPUT_VALUE_LENGTH,
+  MAX_OUTPUT_VALUES_BYTES,
+  outputChanges,
+  readOutputs,
+} from "#domain/webhook-outputs";
 
 const response = (body: unknown, bodyTruncated = false) => ({
   body: typeof body === "string" ? body : JSON.stringify(body),
@@ -70,6 +75,22 @@ describe("webhook outputs", () => {
 
     // Assess
     expect(result).toMatchObject({ written: false });
+  });
+
+  it("write values up to 256 KiB of UTF-8 together, and none past it", () => {
+    // Prepare: four values of 64 KiB fill the budget exactly; the fifth, of one byte, passes it
+    const full = "x".repeat(MAX_OUTPUT_VALUE_LENGTH);
+    const outputs = ["a", "a", "a", "a", "b", "c"].map((path, i) => ({ path, property: `p${i}` }));
+
+    // Act
+    const results = readOutputs(outputs, response({ a: full, b: "y", c: 7 }));
+
+    // Assess
+    expect(MAX_OUTPUT_VALUES_BYTES).toBe(4 * MAX_OUTPUT_VALUE_LENGTH);
+    expect(results.map((result) => result.written)).toEqual([true, true, true, true, false, false]);
+    expect(results[4]).toMatchObject({
+      reason: "the written values together would pass 256 KiB",
+    });
   });
 
   it("become property changes where the last output to a property wins", () => {

@@ -10,6 +10,13 @@ export const MAX_OUTPUT_RESPONSE_BYTES = 256 * 1024;
 /** A value longer than a property may hold is not written. */
 export const MAX_OUTPUT_VALUE_LENGTH = 65_536;
 
+/**
+ * UTF-8 bytes the written values may take together: no more than the part of the response they
+ * are read from. Outputs that read the same path several times could otherwise keep 20 copies of
+ * one long value, and the delivery that shows them would pass DynamoDB's 400 KB per item.
+ */
+export const MAX_OUTPUT_VALUES_BYTES = MAX_OUTPUT_RESPONSE_BYTES;
+
 /** What became of one output: the value written, or why nothing was. */
 export type OutputResult =
   | {
@@ -39,6 +46,7 @@ export function readOutputs(
       : "response is not JSON";
     return outputs.map((output) => ({ ...output, written: false, reason }));
   }
+  let keptBytes = 0;
   return outputs.map((output) => {
     const found = valueAt(document, output.path);
     if (!found.present) return { ...output, written: false, reason: "path not found" };
@@ -58,6 +66,15 @@ export function readOutputs(
         reason: `value is longer than ${MAX_OUTPUT_VALUE_LENGTH} characters`,
       };
     }
+    const bytes = Buffer.byteLength(text, "utf8");
+    if (keptBytes + bytes > MAX_OUTPUT_VALUES_BYTES) {
+      return {
+        ...output,
+        written: false,
+        reason: `the written values together would pass ${MAX_OUTPUT_VALUES_BYTES / 1024} KiB`,
+      };
+    }
+    keptBytes += bytes;
     return { ...output, written: true, value: text };
   });
 }
