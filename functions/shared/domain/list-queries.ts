@@ -1,8 +1,8 @@
 /**
  * The query strings of the API's lists (`GET /deliveries`, `GET /workflows`,
- * `GET /workflows/{id}/enrollments`): each parameter's
- * schema and description, which the OpenAPI document shows, and the parsers that turn a query
- * string into a validated query. Unknown parameters are refused, as unknown body fields are.
+ * `GET /workflows/{id}/enrollments`): each parameter's schema and description, which the OpenAPI
+ * document shows, and the parsers that turn a query string into a validated query. Unknown
+ * parameters are refused, as unknown body fields are.
  */
 import * as z from "zod/mini";
 import type { DeliveryStatus } from "#domain/delivery";
@@ -35,7 +35,7 @@ const DELIVERY_STATUSES = [
 ] as const satisfies readonly DeliveryStatus[];
 
 /** The statuses `GET /workflows/{id}/enrollments` filters by. */
-export const ENROLLMENT_STATUS_FILTERS = [
+const ENROLLMENT_STATUS_FILTERS = [
   "active",
   "waiting",
   "completed",
