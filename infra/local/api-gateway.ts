@@ -1,10 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import type {
-  APIGatewayProxyEvent,
-  APIGatewayProxyResult,
-  Context,
-} from "aws-lambda";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { API_TIME_LIMIT_SECONDS, type ApiRoute, apiRoutes } from "#shared/contract";
 import { lambdaContext } from "./lambda-context.ts";
 import type { ErrorReporter } from "./log.ts";

@@ -1,7 +1,7 @@
 import { type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { batchGetItems } from "#adapters/batch-reads";
-import { decodePageToken, encodePageToken, hasExactly, type PageKey } from "#adapters/page-tokens";
 import { workflowRecordKey } from "#adapters/enrollments-table";
+import { decodePageToken, encodePageToken, hasExactly, type PageKey } from "#adapters/page-tokens";
 import type { Enrollment } from "#domain/enrollment";
 import { ENROLLMENTS_BY_WORKFLOW, ENROLLMENTS_BY_WORKFLOW_RECORD } from "#shared/contract";
 
