@@ -56,6 +56,9 @@ const body = <N extends Parameters<typeof parseRequestBody>[0]>(
   event: APIGatewayProxyEvent,
 ) => parseRequestBody(name, jsonBody(event));
 const ok = (payload: unknown, statusCode = 200): Reply => ({ statusCode, body: payload });
+/** Every value of each query parameter, so that a list can refuse one given twice. */
+const query = (event: APIGatewayProxyEvent) =>
+  event.multiValueQueryStringParameters ?? event.queryStringParameters;
 
 /**
  * The operation of every route of `apiRoutes`, keyed by method and API Gateway resource path; a
@@ -85,7 +88,7 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
       ),
     ),
   "GET /workflows": async (deps, event) =>
-    ok(await listWorkflows(deps, parseWorkflowListQuery(event.queryStringParameters))),
+    ok(await listWorkflows(deps, parseWorkflowListQuery(query(event)))),
   "POST /workflows": async (deps, event) =>
     ok(await createWorkflow(deps, body("workflow", event)), 201),
   "GET /workflows/{workflowId}": async (deps, event) =>
@@ -124,7 +127,7 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
       await listWorkflowEnrollments(
         deps,
         param(event, "workflowId"),
-        parseEnrollmentListQuery(event.queryStringParameters),
+        parseEnrollmentListQuery(query(event)),
       ),
     ),
   "POST /forms/{formId}/submissions": async (deps, event) =>
@@ -140,7 +143,7 @@ export const operations: { readonly [K in RouteKey]: Operation } = {
   "DELETE /enrollments/{enrollmentId}": async (deps, event) =>
     ok(await cancelEnrollment(deps, param(event, "enrollmentId"))),
   "GET /deliveries": async (deps, event) =>
-    ok(await listDeliveries(deps, parseDeliveryListQuery(event.queryStringParameters))),
+    ok(await listDeliveries(deps, parseDeliveryListQuery(query(event)))),
   "POST /deliveries/replay": async (deps, event) =>
     ok(await startReplay(deps, body("replayDeliveries", event)), 202),
   "GET /replays/{replayId}": async (deps, event) =>

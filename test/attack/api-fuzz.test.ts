@@ -742,8 +742,8 @@ const addUnknown = (known: readonly string[]) =>
 
 /**
  * A valid query broken one to three ways, each on parameters of its own so that none undoes
- * another. A break that sets one parameter may send it twice: a value before the invalid one,
- * which the API reads (of a repeated parameter it reads the last value only).
+ * another. A break that sets one parameter may send it twice, a value before the invalid one:
+ * refused for the repetition or for the value, it must be refused either way.
  */
 function brokenQuery(
   valid: Readonly<Record<string, string>>,

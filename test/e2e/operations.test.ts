@@ -194,6 +194,7 @@ describe("listing a workflow's deliveries through the API", () => {
         `/deliveries?workflowId=${workflowId}&since=yesterday`,
         `/deliveries?workflowId=${workflowId}&nextToken=${Buffer.from('{"pk":"x"}').toString("base64url")}`,
         `/deliveries?workflowId=other&nextToken=${first.body.nextToken}`,
+        `/deliveries?workflowId=${workflowId}&limit=5&limit=10`,
       ].map((path) => call("GET", path)),
     );
 
@@ -207,7 +208,7 @@ describe("listing a workflow's deliveries through the API", () => {
     expect(listed[0]).not.toHaveProperty("attempts");
     expect(second.body.nextToken).toBeNull();
     expect(future.body).toEqual({ deliveries: [], nextToken: null });
-    expect(refused.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400]);
+    expect(refused.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400, 400]);
     expect(refused.map((r) => r.body.error.message.split(":")[0])).toEqual([
       "workflowId",
       "status",
@@ -215,7 +216,9 @@ describe("listing a workflow's deliveries through the API", () => {
       "since",
       "nextToken",
       "nextToken",
+      "limit",
     ]);
+    expect(refused[6]?.body.error.message).toBe("limit: is given more than once; give it once");
   });
 });
 

@@ -7,6 +7,7 @@ import {
   parseDeliveryListQuery,
   parseEnrollmentListQuery,
   parseWorkflowListQuery,
+  type RawQuery,
 } from "#domain/list-queries";
 
 /** The message a parse throws, or undefined when it parses. */
@@ -43,6 +44,13 @@ describe("the query of GET /deliveries", () => {
     });
   });
 
+  it("reads every value API Gateway hands over of each parameter, when each is given once", () => {
+    expect(parseDeliveryListQuery({ workflowId: ["wf-1"], limit: ["3"] })).toEqual({
+      workflowId: "wf-1",
+      limit: 3,
+    });
+  });
+
   it("needs only the workflow, and pages by 25 without a limit", () => {
     expect(parseDeliveryListQuery({ workflowId: "wf-1" })).toEqual({
       workflowId: "wf-1",
@@ -70,10 +78,10 @@ describe("the query of GET /deliveries", () => {
     [{ workflowId: "w", nextToken: "not+base64/url=" }, "nextToken: must be a nextToken"],
     [{ workflowId: "w", nextToken: "x".repeat(2049) }, "nextToken: must be at most 2048"],
     [{ workflowId: "w", page: "2" }, "page: unknown query parameter"],
+    [{ workflowId: ["w"], limit: ["5", "50"] }, "limit: is given more than once; give it once"],
+    [{ workflowId: ["w", "w"] }, "workflowId: is given more than once"],
   ])("refuses %j, naming the parameter", (raw, message) => {
-    expect(refusal(() => parseDeliveryListQuery(raw as Record<string, string> | null))).toContain(
-      message,
-    );
+    expect(refusal(() => parseDeliveryListQuery(raw as RawQuery))).toContain(message);
   });
 });
 

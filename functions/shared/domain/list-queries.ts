@@ -135,8 +135,14 @@ export interface EnrollmentListQuery {
   readonly nextToken?: string;
 }
 
-/** A query string as API Gateway hands it over: null when the request had none. */
-export type RawQuery = Readonly<Record<string, string | undefined>> | null | undefined;
+/**
+ * A query string as API Gateway hands it over, null when the request had none: every value of
+ * each name (`multiValueQueryStringParameters`), or one value per name.
+ */
+export type RawQuery =
+  | Readonly<Record<string, string | readonly string[] | undefined>>
+  | null
+  | undefined;
 
 /** Validates the query string of `GET /deliveries`; ValidationError names the parameter. */
 export function parseDeliveryListQuery(raw: RawQuery): DeliveryListQuery {
@@ -181,16 +187,20 @@ function parseQuery(
   parameters: Readonly<Record<string, QueryParameter>>,
   raw: RawQuery,
 ): Record<string, unknown> {
-  const given = Object.entries(raw ?? {}).filter(
-    (entry): entry is [string, string] => entry[1] !== undefined,
-  );
-  for (const [name] of given) {
+  const given: Array<[string, string]> = [];
+  for (const [name, value] of Object.entries(raw ?? {})) {
+    if (value === undefined) continue;
     if (!Object.hasOwn(parameters, name)) {
       throw new ValidationError(
         name,
         `unknown query parameter; this route takes ${Object.keys(parameters).join(", ")}`,
       );
     }
+    const values = typeof value === "string" ? [value] : value;
+    // Several values make the query ambiguous (API Gateway's single-value map keeps only one).
+    if (values.length > 1) throw new ValidationError(name, "is given more than once; give it once");
+    const [only] = values;
+    if (only !== undefined) given.push([name, only]);
   }
   const values: Record<string, unknown> = {};
   for (const [name, parameter] of Object.entries(parameters)) {
