@@ -20,6 +20,7 @@ import { parseArgs, promisify } from "node:util";
 import { build, type Metafile } from "esbuild";
 import { esbuildOptions, PROJECT_ROOT } from "#infra/function-bundling";
 import { metrics, queues, retryScheduler, tables } from "#shared/contract";
+import { median } from "../bench/stats.ts";
 
 /** Imports timed per function, unless `--runs` says otherwise. */
 const DEFAULT_RUNS = 20;
@@ -40,6 +41,8 @@ export interface InitTiming {
   readonly wallMs: number;
   /** CPU milliseconds the process spent meanwhile; steadier than wall time on a busy machine. */
   readonly cpuMs: number;
+  /** Wall-clock milliseconds from starting the process to its end. */
+  readonly processMs: number;
 }
 
 export interface BundleReport {
@@ -62,45 +65,79 @@ export function functionNames(): string[] {
     .sort();
 }
 
+/** A function's bundle as the stack builds it: its size, its source map's, and esbuild's metafile. */
+export interface BuiltBundle {
+  readonly outfile: string;
+  readonly bytes: number;
+  readonly mapBytes: number;
+  readonly metafile: Metafile;
+}
+
+/** Bundles `functions/<name>/handler.ts` into `<outdir>/<name>/index.mjs` with the stack's options. */
+export async function bundleFunction(
+  name: string,
+  outdir: string,
+  overrides: { readonly target?: string } = {},
+): Promise<BuiltBundle> {
+  const outfile = join(outdir, name, "index.mjs");
+  const { metafile } = await build({
+    ...esbuildOptions(`functions/${name}/handler.ts`, outfile),
+    ...overrides,
+    metafile: true,
+    logLevel: "warning",
+  });
+  return {
+    outfile,
+    bytes: statSync(outfile).size,
+    mapBytes: statSync(`${outfile}.map`).size,
+    metafile,
+  };
+}
+
 /** Bundles `functions/<name>/handler.ts` into `outdir` and times fresh imports of it. */
 export async function reportBundle(
   name: string,
   outdir: string,
   options: ReportOptions = { runs: DEFAULT_RUNS, sourceMaps: false },
 ): Promise<BundleReport> {
-  const outfile = join(outdir, name, "index.mjs");
-  const { metafile } = await build({
-    ...esbuildOptions(`functions/${name}/handler.ts`, outfile),
-    metafile: true,
-    logLevel: "warning",
-  });
+  const { outfile, bytes, metafile } = await bundleFunction(name, outdir);
+  const env = {
+    ...contractEnvironment(name),
+    ...(options.sourceMaps ? { NODE_OPTIONS: "--enable-source-maps" } : {}),
+  };
   const init: InitTiming[] = [];
-  for (let run = 0; run < options.runs; run += 1) {
-    init.push(await timeImport(outfile, name, options.sourceMaps));
-  }
+  for (let run = 0; run < options.runs; run += 1) init.push(await timeImport(outfile, env));
   return {
     name,
-    bytes: statSync(outfile).size,
-    topInputs: bytesByInput(metafile).slice(0, TOP_INPUTS),
+    bytes,
+    topInputs: bytesByPackage(metafile).slice(0, TOP_INPUTS),
     init,
     initMedianMs: median(init.map((timing) => timing.wallMs)),
     initCpuMedianMs: median(init.map((timing) => timing.cpuMs)),
   };
 }
 
+/** Bytes each input file contributes to the output, largest first. */
+export function bytesByInput(metafile: Metafile): Array<{ path: string; bytes: number }> {
+  return Object.values(metafile.outputs)
+    .flatMap((output) =>
+      Object.entries(output.inputs).map(([path, input]) => ({ path, bytes: input.bytesInOutput })),
+    )
+    .sort((a, b) => b.bytes - a.bytes);
+}
+
 /** What each package (by its name under node_modules) or project file adds to the output. */
-function bytesByInput(metafile: Metafile): Array<{ input: string; bytes: number }> {
+function bytesByPackage(metafile: Metafile): Array<{ input: string; bytes: number }> {
   const totals = new Map<string, number>();
-  for (const output of Object.values(metafile.outputs)) {
-    for (const [path, { bytesInOutput }] of Object.entries(output.inputs)) {
-      const input = packageOf(path) ?? path;
-      totals.set(input, (totals.get(input) ?? 0) + bytesInOutput);
-    }
+  for (const { path, bytes } of bytesByInput(metafile)) {
+    const input = packageOf(path) ?? path;
+    totals.set(input, (totals.get(input) ?? 0) + bytes);
   }
   return [...totals].map(([input, bytes]) => ({ input, bytes })).sort((a, b) => b.bytes - a.bytes);
 }
 
-function packageOf(path: string): string | undefined {
+/** `@scope/name` or `name` of a path under node_modules; undefined for the project's own files. */
+export function packageOf(path: string): string | undefined {
   const at = path.lastIndexOf("node_modules/");
   if (at < 0) return undefined;
   const [first, second] = path.slice(at + "node_modules/".length).split("/");
@@ -116,18 +153,26 @@ const cpu = process.cpuUsage(cpuBefore);
 process.stdout.write(JSON.stringify({ wallMs, cpuMs: (cpu.user + cpu.system) / 1000 }));
 `;
 
-/** One fresh `node` importing the bundle, as Lambda's init does. */
-async function timeImport(outfile: string, name: string, sourceMaps: boolean): Promise<InitTiming> {
+/**
+ * One fresh `node` importing the bundle, as Lambda's init does, with `env` and nothing of this
+ * shell's environment but PATH (`NODE_OPTIONS` in `env` turns source maps on, as the stack does).
+ */
+export async function timeImport(
+  outfile: string,
+  env: Readonly<Record<string, string>>,
+): Promise<InitTiming> {
+  const started = performance.now();
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    [...(sourceMaps ? ["--enable-source-maps"] : []), "--input-type=module", "-e", INIT_PROBE],
-    { cwd: join(outfile, ".."), env: initEnvironment(name) },
+    ["--input-type=module", "-e", INIT_PROBE],
+    { cwd: join(outfile, ".."), env: { PATH: process.env.PATH ?? "", ...env } },
   );
+  const processMs = performance.now() - started;
   const timing = JSON.parse(stdout) as Partial<InitTiming>;
   if (!Number.isFinite(timing.wallMs) || !Number.isFinite(timing.cpuMs)) {
-    throw new Error(`${name}: the import printed ${JSON.stringify(stdout)}`);
+    throw new Error(`${outfile}: the import printed ${JSON.stringify(stdout)}`);
   }
-  return timing as InitTiming;
+  return { wallMs: timing.wallMs as number, cpuMs: timing.cpuMs as number, processMs };
 }
 
 /**
@@ -135,9 +180,8 @@ async function timeImport(outfile: string, name: string, sourceMaps: boolean): P
  * the contract (a handler reads its own at import and fails without them), the Powertools
  * settings the team function sets, and the variables Lambda itself provides.
  */
-function initEnvironment(name: string): NodeJS.ProcessEnv {
+function contractEnvironment(name: string): Record<string, string> {
   const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "",
     AWS_REGION: REGION,
     AWS_DEFAULT_REGION: REGION,
     AWS_EXECUTION_ENV: "AWS_Lambda_nodejs24.x",
@@ -163,15 +207,6 @@ function initEnvironment(name: string): NodeJS.ProcessEnv {
     }
   }
   return env;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 const kB = (bytes: number) => `${(bytes / 1000).toFixed(1)} kB`;

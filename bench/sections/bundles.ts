@@ -3,13 +3,16 @@
  * biggest inputs, and the time a fresh Node process takes to import it (its clients are built
  * at import), with the variables the stack gives it.
  */
-import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { build, version as esbuildVersion } from "esbuild";
-import { esbuildOptions } from "#infra/function-bundling";
+import { version as esbuildVersion } from "esbuild";
+import {
+  bundleFunction,
+  bytesByInput,
+  packageOf,
+  timeImport,
+} from "../../scripts/bundle-report.ts";
 import type { BundleResult, BundlesResult } from "../results.ts";
 import { deployedFunctions } from "../stack.ts";
 import { median } from "../stats.ts";
@@ -38,41 +41,24 @@ export async function measureBundles(context: SectionContext): Promise<BundlesRe
   const deployed = deployedFunctions();
   const target = `node${deployed[0]?.runtime.replace(/\D/g, "") || "20"}`;
   try {
-    const probe = join(directory, "import-probe.mjs");
-    writeFileSync(
-      probe,
-      [
-        "const started = performance.now();",
-        "await import(process.argv[2]);",
-        "process.stdout.write(JSON.stringify({ importMs: performance.now() - started }));",
-        "process.exit(0);",
-      ].join("\n"),
-    );
     for (const fn of deployed) {
-      const outfile = join(directory, fn.service, "index.mjs");
       // The stack's own options (infra/function-bundling.ts), so the two cannot drift apart.
-      const result = await build({
-        ...esbuildOptions(join("functions", fn.service, "handler.ts"), outfile),
-        target,
-        metafile: true,
-        logLevel: "warning",
-      });
-      if (!result.metafile) throw new Error(`esbuild wrote no metafile for ${fn.service}`);
+      const built = await bundleFunction(fn.service, directory, { target });
       const env: Record<string, string> = { AWS_REGION: "us-east-1" };
       for (const [name, value] of Object.entries(fn.environment)) {
         env[name] = typeof value === "string" ? value : placeholder(name, value);
       }
       const { NODE_OPTIONS: nodeOptions = "", ...withoutNodeOptions } = env;
-      const asDeployed = await timeImports(probe, outfile, env, runs);
-      const withoutMaps = await timeImports(probe, outfile, withoutNodeOptions, runs);
+      const asDeployed = await timeImports(built.outfile, env, runs);
+      const withoutMaps = await timeImports(built.outfile, withoutNodeOptions, runs);
       const bundle: BundleResult = {
         name: fn.service,
-        bytes: statSync(outfile).size,
-        mapBytes: statSync(`${outfile}.map`).size,
-        ...biggestInputs(result.metafile, `${fn.service}/index.mjs`),
-        importMs: median(asDeployed.importMs),
-        importMsWithoutSourceMaps: median(withoutMaps.importMs),
-        processMs: median(asDeployed.processMs),
+        bytes: built.bytes,
+        mapBytes: built.mapBytes,
+        ...biggestInputs(bytesByInput(built.metafile)),
+        importMs: median(asDeployed.map((timing) => timing.wallMs)),
+        importMsWithoutSourceMaps: median(withoutMaps.map((timing) => timing.wallMs)),
+        processMs: median(asDeployed.map((timing) => timing.processMs)),
       };
       functions.push(bundle);
       context.log(
@@ -90,29 +76,17 @@ export async function measureBundles(context: SectionContext): Promise<BundlesRe
   };
 }
 
-interface Metafile {
-  readonly outputs: Record<string, { inputs: Record<string, { bytesInOutput: number }> }>;
-}
-
 /** The inputs and packages that take the most bytes of the output. */
 function biggestInputs(
-  metafile: Metafile,
-  outputEnding: string,
+  inputs: ReadonlyArray<{ path: string; bytes: number }>,
 ): Pick<BundleResult, "topInputs" | "topPackages"> {
-  const output = Object.entries(metafile.outputs).find(([path]) =>
-    path.endsWith(outputEnding),
-  )?.[1];
-  const inputs = Object.entries(output?.inputs ?? {}).map(([path, input]) => ({
-    path,
-    bytes: input.bytesInOutput,
-  }));
   const packages = new Map<string, number>();
   for (const input of inputs) {
-    const name = packageOf(input.path);
+    const name = packageOf(input.path) ?? "(this project)";
     packages.set(name, (packages.get(name) ?? 0) + input.bytes);
   }
   return {
-    topInputs: inputs.sort((a, b) => b.bytes - a.bytes).slice(0, TOP_INPUTS),
+    topInputs: inputs.slice(0, TOP_INPUTS),
     topPackages: [...packages]
       .map(([name, bytes]) => ({ name, bytes }))
       .sort((a, b) => b.bytes - a.bytes)
@@ -120,33 +94,9 @@ function biggestInputs(
   };
 }
 
-/** `@scope/name` or `name` of a node_modules path; the project's own code otherwise. */
-function packageOf(path: string): string {
-  const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
-  return match?.[1] ?? "(this project)";
-}
-
 /** Imports the bundle in `runs` fresh processes, one after another. */
-async function timeImports(
-  probe: string,
-  bundle: string,
-  env: Record<string, string>,
-  runs: number,
-): Promise<{ importMs: number[]; processMs: number[] }> {
-  const importMs: number[] = [];
-  const processMs: number[] = [];
-  for (let run = 0; run < runs; run++) {
-    const started = performance.now();
-    const output = await new Promise<string>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        [probe, pathToFileURL(bundle).href],
-        { env: { PATH: process.env.PATH ?? "", ...env } },
-        (error, stdout) => (error ? reject(error) : resolve(stdout)),
-      );
-    });
-    processMs.push(performance.now() - started);
-    importMs.push((JSON.parse(output) as { importMs: number }).importMs);
-  }
-  return { importMs, processMs };
+async function timeImports(outfile: string, env: Record<string, string>, runs: number) {
+  const timings = [];
+  for (let run = 0; run < runs; run++) timings.push(await timeImport(outfile, env));
+  return timings;
 }
