@@ -28,7 +28,7 @@ function workflowWithHeaderKey(name: string) {
 }
 
 describe("API-key header names that never reach the receiver's application", () => {
-  it.each(["Expect", "Upgrade", "Keep-Alive", "expect", "UPGRADE"])(
+  it.each(["Expect", "Upgrade", "Keep-Alive", "Trailer", "expect", "UPGRADE"])(
     "refuses %s when the workflow is saved, naming the field and the rule",
     (name) => {
       // Act
@@ -37,7 +37,7 @@ describe("API-key header names that never reach the receiver's application", () 
       // Assess
       expect(parse).toThrow(ValidationError);
       expect(parse).toThrow(
-        "actions[0].authentication.name: must not be a header that does not reach the receiver's application (Expect, Upgrade, Keep-Alive)",
+        "actions[0].authentication.name: must not be a header that does not reach the receiver's application (Expect, Upgrade, Keep-Alive, Trailer)",
       );
     },
   );

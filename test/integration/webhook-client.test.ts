@@ -320,6 +320,24 @@ describe("webhook client against a real HTTPS receiver", () => {
     expect(names).not.toContain("content-type");
   });
 
+  it("answers a request Node refuses as it ends (a Trailer header on a GET) with a failure, never a throw", async () => {
+    // Prepare
+    const webhooks = client();
+
+    // Act
+    const sending = webhooks.send({
+      method: "GET",
+      url: receiverUrl("/echo"),
+      headers: { Trailer: "k" },
+    });
+
+    // Assess
+    const result = failure(await sending);
+    expect(result.errorKind).toBe("other");
+    expect(result.error).toMatch(/trailer/i);
+    await webhooks.close();
+  });
+
   it("refuses a GET that carries a body, without sending", async () => {
     // Prepare
     const webhooks = client();

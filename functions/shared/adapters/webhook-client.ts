@@ -157,7 +157,11 @@ class CheckedAgent extends Agent {
 
   /** Runs one request, so that `close` can wait for it. */
   track(sending: Promise<WebhookResult>): Promise<WebhookResult> {
-    const settled = sending.then(() => undefined);
+    // Waited for, never failed: `sending` reaches its caller, which handles its outcome.
+    const settled = sending.then(
+      () => undefined,
+      () => undefined,
+    );
     this.inFlight.add(settled);
     void settled.then(() => this.inFlight.delete(settled));
     return sending;
@@ -267,7 +271,13 @@ function send(
         incoming.once("end", () => respond(false));
         incoming.on("error", (error) => settle(failWith(error)));
       });
-      outgoing.end(request.method === "GET" ? undefined : (request.body ?? ""));
+      try {
+        outgoing.end(request.method === "GET" ? undefined : (request.body ?? ""));
+      } catch (error) {
+        // Node refuses some requests only as they end (a Trailer header on a GET, for one).
+        outgoing.destroy();
+        settle(failWith(error));
+      }
     }),
   );
 }

@@ -162,13 +162,15 @@ const RESERVED_HEADER_NAMES = new Set([
 /**
  * Headers that servers and proxies act on or drop instead of handing them to the application
  * (a server answers an unknown Expect with 417, Upgrade asks for another protocol, Keep-Alive is
- * hop-by-hop): an API key under one of these names would never reach the receiver's code, and
- * every attempt would fail for three days. The reserved names above cover the rest.
+ * hop-by-hop, Trailer announces trailing headers, which Node refuses to send on a GET): an API
+ * key under one of these names would never reach the receiver's code, and every attempt would
+ * fail for three days. The reserved names above cover the rest.
  */
 export const UNSENDABLE_HEADER_NAMES: ReadonlySet<string> = new Set([
   "expect",
   "upgrade",
   "keep-alive",
+  "trailer",
 ]);
 
 const signatureAuthenticationSchema = z.strictObject({
@@ -211,7 +213,7 @@ const apiKeyAuthenticationSchema = z
       {
         path: ["name"],
         message:
-          "must not be a header that does not reach the receiver's application (Expect, Upgrade, Keep-Alive)",
+          "must not be a header that does not reach the receiver's application (Expect, Upgrade, Keep-Alive, Trailer)",
       },
     ),
   );
