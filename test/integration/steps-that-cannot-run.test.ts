@@ -106,3 +106,41 @@ describe("a setProperty step that can never run", () => {
     expect((await enrollments.get(enrollment.enrollmentId))?.status).toBe("failed");
   });
 });
+
+describe("a webhook step whose body would be too large to send", () => {
+  it("fails its delivery with the reason before any attempt, and the enrollment moves on", async () => {
+    // Prepare: a custom body that names one 64 KiB property twenty times
+    const enrollment = await enrolled({ note: "n".repeat(65_536) }, [
+      {
+        type: "webhook",
+        url: "https://127.0.0.1:1/never",
+        method: "POST",
+        body: {
+          type: "custom",
+          fields: Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, property: "note" })),
+        },
+      },
+      { type: "delay", seconds: 60 },
+    ]);
+
+    // Act
+    const report = await runWorkflowStep(steps, {
+      type: "advance",
+      enrollmentId: enrollment.enrollmentId,
+      actionIndex: 0,
+    });
+
+    // Assess
+    expect(report).toMatchObject({ kind: "finished" });
+    const deliveryId = (await enrollments.get(enrollment.enrollmentId))?.actions[0]?.deliveryId;
+    const delivery = await steps.deliveries.get(deliveryId ?? "");
+    expect(delivery).toMatchObject({ status: "failed", attemptCount: 0, nextAttempt: null });
+    expect(delivery?.failureReason).toMatch(
+      /^webhook body would be \d+ bytes; at most 1048576 are sent$/,
+    );
+    expect(await aws.drain("webhookLane")).toEqual([]);
+    expect(await aws.drain("workflowSteps")).toEqual([
+      { type: "advance", enrollmentId: enrollment.enrollmentId, actionIndex: 1 },
+    ]);
+  });
+});

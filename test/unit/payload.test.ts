@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { recordPayload, webhookBody } from "#domain/payload";
+import { PayloadTooLargeError } from "#domain/errors";
+import { MAX_WEBHOOK_BODY_BYTES, recordPayload, webhookBody } from "#domain/payload";
 import { applyPropertyChanges, type CrmRecord, type PropertyChangeSource } from "#domain/record";
 import type { BodySpec, ObjectType } from "#domain/workflow";
 
@@ -241,5 +242,24 @@ describe("webhookBody", () => {
         '"phone":null,"quote\\"d":"line\\nbreak"}',
     );
     expect(JSON.parse(body ?? "")).toMatchObject({ company: "Acme Corp", phone: null });
+  });
+
+  it("refuses a custom body past 1 MiB, as one long property named many times makes it", () => {
+    // Prepare: 15 fields of a 64 KiB value stay under the bound; 17 pass it
+    const long = recordOf("contacts", "1", [{ note: "a".repeat(65_536) }, source(1_000)]);
+    const spec = (count: number): BodySpec => ({
+      type: "custom",
+      fields: Array.from({ length: count }, (_, i) => ({ key: `k${i}`, property: "note" })),
+    });
+
+    // Act
+    const fits = () => webhookBody(spec(15), "POST", long, options);
+    const passes = () => webhookBody(spec(17), "POST", long, options);
+
+    // Assess
+    expect(MAX_WEBHOOK_BODY_BYTES).toBe(1_048_576);
+    expect(Buffer.byteLength(fits() ?? "")).toBeLessThan(MAX_WEBHOOK_BODY_BYTES);
+    expect(passes).toThrow(PayloadTooLargeError);
+    expect(passes).toThrow(/^webhook body would be \d+ bytes; at most 1048576 are sent$/);
   });
 });

@@ -176,19 +176,20 @@ export async function startWebhook(
   const record = known
     ? known.record
     : await deps.records.get({ objectType: enrollment.objectType, objectId: enrollment.objectId });
-  const delivery = newDelivery({
-    enrollment,
-    actionIndex: index,
-    action,
-    body: record
-      ? webhookBody(action.body, action.method, record, { portalId: deps.portalId })
-      : undefined,
-    now,
-  });
-  const { deliveryId } = delivery;
   let failure = record
     ? undefined
     : `${enrollment.objectType}/${enrollment.objectId} no longer exists`;
+  let body: string | undefined;
+  if (record) {
+    try {
+      body = webhookBody(action.body, action.method, record, { portalId: deps.portalId });
+    } catch (error) {
+      if (!(error instanceof PayloadTooLargeError)) throw error;
+      failure = error.message;
+    }
+  }
+  const delivery = newDelivery({ enrollment, actionIndex: index, action, body, now });
+  const { deliveryId } = delivery;
   let created = false;
   if (!failure) {
     try {

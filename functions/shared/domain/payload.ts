@@ -3,8 +3,16 @@
  * `GET /objects/{type}/{id}` returns too: HubSpot's legacy contact profile for contacts, its CRM
  * object shape for the other types.
  */
+import { PayloadTooLargeError } from "#domain/errors";
 import { type CrmRecord, currentValue, type PropertyVersion } from "#domain/record";
 import type { BodySpec, ObjectType } from "#domain/workflow";
+
+/**
+ * The largest body a webhook sends, in UTF-8 bytes. A whole record stays far below it; a custom
+ * body that names one long property many times could otherwise reach tens of megabytes, sent again
+ * at every attempt and echoed by the test action past what a Lambda response may hold.
+ */
+export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
 
 export interface PayloadOptions {
   /** The account id receivers see as `portal-id` / `portalId`. */
@@ -97,7 +105,7 @@ export function recordPayload(record: CrmRecord, options: PayloadOptions): Recor
 /**
  * The exact bytes a webhook action sends for a record: `undefined` for GET, the whole record for
  * `{type: "all"}`, and for a custom body a flat object of the fields in the order given, where a
- * property the record lacks is `null`.
+ * property the record lacks is `null`. PayloadTooLargeError past `MAX_WEBHOOK_BODY_BYTES`.
  */
 export function webhookBody(
   body: BodySpec,
@@ -108,11 +116,22 @@ export function webhookBody(
   if (method === "GET") {
     return undefined;
   }
-  if (body.type === "all") {
-    return JSON.stringify(recordPayload(record, options));
+  const text =
+    body.type === "all"
+      ? JSON.stringify(recordPayload(record, options))
+      : fields(body.fields, record);
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > MAX_WEBHOOK_BODY_BYTES) {
+    throw new PayloadTooLargeError(
+      `webhook body would be ${bytes} bytes; at most ${MAX_WEBHOOK_BODY_BYTES} are sent`,
+    );
   }
-  // Written member by member: a JS object would move integer-like keys ahead of the others.
-  const members = body.fields.map((field) => {
+  return text;
+}
+
+/** A custom body, written member by member: a JS object would move integer-like keys first. */
+function fields(specs: Extract<BodySpec, { type: "custom" }>["fields"], record: CrmRecord): string {
+  const members = specs.map((field) => {
     const value =
       "property" in field ? (currentValue(record, field.property) ?? null) : field.value;
     return `${JSON.stringify(field.key)}:${JSON.stringify(value)}`;
