@@ -144,6 +144,22 @@ describe("bad input", () => {
     const enrolled = await call("POST", `/workflows/${workflow.body.id}/enrollments`, {
       objectId: "7",
     });
+    // A custom body naming one 64 KiB property twenty times would be over 1 MiB.
+    await call("PUT", "/objects/contacts/8", { properties: { note: "n".repeat(65_536) } });
+    const bigBody = await call("POST", "/workflows", {
+      name: "Big body",
+      objectType: "contacts",
+      actions: [
+        {
+          type: "webhook",
+          url: "https://127.0.0.1:1/never",
+          body: {
+            type: "custom",
+            fields: Array.from({ length: 20 }, (_, i) => ({ key: `k${i}`, property: "note" })),
+          },
+        },
+      ],
+    });
     await eventually("the enrollment to wait at its delay", async () => {
       const { body } = await call("GET", `/enrollments/${enrolled.body.enrollmentId}`);
       expect(body.status).toBe("waiting");
@@ -247,6 +263,12 @@ describe("bad input", () => {
         "actionId",
       ],
       ["POST", `/workflows/${w}/actions/unknown/test`, { objectId: "7" }, 404],
+      [
+        "POST",
+        `/workflows/${bigBody.body.id}/actions/${bigBody.body.actions[0].id}/test`,
+        { objectId: "8" },
+        413,
+      ],
       ["GET", "/enrollments/unknown", undefined, 404],
       ["GET", "/deliveries/unknown", undefined, 404],
       ["POST", "/deliveries/unknown/retry", undefined, 404],
