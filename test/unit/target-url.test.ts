@@ -263,6 +263,18 @@ describe("parseTargetUrl", () => {
     expect([...url.searchParams.keys()]).toEqual(["b", "a", "b", "empty", "flag"]);
   });
 
+  it("accepts a host name as long as DNS carries, with labels of 63 and a final dot", () => {
+    // Prepare: 3 labels of 63, one of 61, and the dots between them make 253
+    const host = `${`${"a".repeat(63)}.`.repeat(3)}${"b".repeat(61)}`;
+
+    // Act
+    const url = parseTargetUrl(`https://${host}./hook`);
+
+    // Assess
+    expect(host).toHaveLength(253);
+    expect(url.hostname).toBe(`${host}.`);
+  });
+
   it("accepts a URL of exactly the maximum length", () => {
     // Prepare
     const prefix = "https://crm.example.com/";
@@ -300,6 +312,14 @@ describe("parseTargetUrl", () => {
     ["https://crm.example.com:0/", "must use a port between 1 and 65535"],
     ["https://crm.example.com/#section", "must not contain a #fragment"],
     [`https://crm.example.com/${"a".repeat(2048)}`, "must be at most 2048 characters"],
+    [
+      `https://${"a".repeat(64)}.example.com/`,
+      "must name a host of at most 253 characters, each label at most 63",
+    ],
+    [
+      `https://${`${"a".repeat(63)}.`.repeat(4)}com/`,
+      "must name a host of at most 253 characters, each label at most 63",
+    ],
   ])("refuses %j: %s", (raw, rule) => {
     // Act
     const parse = () => parseTargetUrl(raw, "actions[0].url");

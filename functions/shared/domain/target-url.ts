@@ -30,6 +30,9 @@ export function targetUrlProblem(raw: string): string | undefined {
   return "problem" in verdict ? verdict.problem : undefined;
 }
 
+/** The longest host name DNS carries, without its final dot (RFC 1035, section 2.3.4). */
+const MAX_HOST_NAME_LENGTH = 253;
+
 function judgeTargetUrl(raw: string): { readonly url: URL } | { readonly problem: string } {
   if (typeof raw !== "string" || !/^https:\/\//i.test(raw)) {
     return { problem: ABSOLUTE_HTTPS_RULE };
@@ -62,6 +65,15 @@ function judgeTargetUrl(raw: string): { readonly url: URL } | { readonly problem
     return { problem: "must not contain a user name or password" };
   }
   if (url.port === "0") return { problem: "must use a port between 1 and 65535" };
+  if (!url.hostname.startsWith("[")) {
+    // No resolver takes a longer name (RFC 1035): its every attempt would fail for three days.
+    const name = url.hostname.replace(/\.$/, "");
+    if (name.length > MAX_HOST_NAME_LENGTH || name.split(".").some((label) => label.length > 63)) {
+      return {
+        problem: `must name a host of at most ${MAX_HOST_NAME_LENGTH} characters, each label at most 63`,
+      };
+    }
+  }
   // A fragment is never sent, yet it would be part of the signed URI: receivers could not verify.
   if (raw.includes("#")) return { problem: "must not contain a #fragment" };
   return { url };
