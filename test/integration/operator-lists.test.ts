@@ -349,6 +349,40 @@ describe("listing workflows", () => {
   });
 });
 
+describe("listing workflows whose JSON is far larger than what DynamoDB stores of them", () => {
+  it("ends a page before its JSON passes 4 MiB, and the next page goes on from there", async () => {
+    // Prepare: 20 workflows of about 300 kB of JSON each, 50 kB stored (a control character is
+    // one byte stored, six as JSON), after every other workflow of this file
+    const created: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const id = randomUUID();
+      await workflows.create({
+        id,
+        name: `large${String(i).padStart(2, "0")}`,
+        objectType: "contacts",
+        actions: [
+          { id: randomUUID(), type: "setProperty", property: "p", value: "\u0001".repeat(49_950) },
+        ],
+        createdAt: new Date(Date.UTC(2050, 0, 1, 0, 0, i)).toISOString(),
+        updatedAt: new Date(Date.UTC(2050, 0, 1, 0, 0, i)).toISOString(),
+      });
+      created.push(id);
+    }
+
+    // Act
+    const pages = await allPages((nextToken) =>
+      listWorkflows({ workflows }, { limit: 100, nextToken }),
+    );
+
+    // Assess
+    const sizes = pages.map((page) => Buffer.byteLength(JSON.stringify(page), "utf8"));
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(4 * 1024 * 1024 + 1024);
+    const listed = pages.flatMap((page) => page.workflows.map((workflow) => workflow.id));
+    expect(listed.filter((id) => created.includes(id))).toEqual(created);
+    expect(new Set(listed).size).toBe(listed.length);
+  });
+});
+
 describe("listing a workflow's enrollments", () => {
   it("refuses a forged or foreign nextToken with a 400 naming it, whatever it holds", async () => {
     // Prepare

@@ -23,6 +23,12 @@ const BY_CREATION = indexes.workflowsByCreation;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** Longer than any id the server assigns; a page token naming a longer one is forged. */
 const MAX_ID_LENGTH = 100;
+/**
+ * The most JSON a page of workflows holds. DynamoDB reads up to 1 MB at once, but a workflow's
+ * JSON can be several times its stored size (a control character is one byte stored and six as
+ * JSON), and a Lambda response must stay under 6 MB.
+ */
+const MAX_PAGE_JSON_BYTES = 4 * 1024 * 1024;
 
 /** A page of workflows, oldest first. */
 export interface WorkflowPage {
@@ -88,10 +94,19 @@ export class WorkflowsTable {
           query.nextToken === undefined ? undefined : decodePageToken(query.nextToken, pageKey),
       }),
     );
-    return {
-      workflows: (page.Items ?? []).map(toWorkflow),
-      nextToken: encodePageToken(page.LastEvaluatedKey),
-    };
+    const workflows: Workflow[] = [];
+    let jsonBytes = 0;
+    for (const item of page.Items ?? []) {
+      const workflow = toWorkflow(item);
+      jsonBytes += Buffer.byteLength(JSON.stringify(workflow), "utf8");
+      const last = workflows.at(-1);
+      if (jsonBytes > MAX_PAGE_JSON_BYTES && last !== undefined) {
+        // The page ends after the last workflow that fits; the next one starts there.
+        return { workflows, nextToken: encodePageToken(indexKeyOf(last)) };
+      }
+      workflows.push(workflow);
+    }
+    return { workflows, nextToken: encodePageToken(page.LastEvaluatedKey) };
   }
 
   /** Every workflow with enrollment triggers over `objectType`, from the trigger index. */
@@ -149,6 +164,11 @@ function toItem(workflow: Workflow): Record<string, unknown> {
 function toWorkflow(item: Record<string, unknown>): Workflow {
   const { pk: _pk, sk: _sk, triggerObjectType: _triggerObjectType, ...workflow } = item;
   return workflow as unknown as Workflow;
+}
+
+/** Where the index of creation times stands at `workflow`, as DynamoDB would have stopped there. */
+function indexKeyOf(workflow: Workflow): Record<string, unknown> {
+  return { pk: workflow.id, sk: SK, [BY_CREATION.sortKey.name]: workflow.createdAt };
 }
 
 /** The key, if it is one the index of creation times could stop at: anything else is forged. */
