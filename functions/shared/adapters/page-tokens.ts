@@ -41,3 +41,23 @@ export function hasExactly(value: Readonly<Record<string, unknown>>, names: read
   const keys = Object.keys(value);
   return keys.length === names.length && names.every((name) => Object.hasOwn(value, name));
 }
+
+/**
+ * The most JSON a page of a list holds. DynamoDB reads up to 1 MB at once, but an item's JSON can
+ * be several times its stored size (a control character is one byte stored and six as JSON), and
+ * a Lambda response must stay under 6 MB.
+ */
+export const MAX_PAGE_JSON_BYTES = 4 * 1024 * 1024;
+
+/**
+ * How many of `items`, in order, a page holds before their JSON passes `MAX_PAGE_JSON_BYTES`:
+ * all of them as a rule, and always the first.
+ */
+export function countWithinPageBudget(items: readonly unknown[]): number {
+  let jsonBytes = 0;
+  for (const [index, item] of items.entries()) {
+    jsonBytes += Buffer.byteLength(JSON.stringify(item), "utf8");
+    if (jsonBytes > MAX_PAGE_JSON_BYTES && index > 0) return index;
+  }
+  return items.length;
+}

@@ -6,7 +6,12 @@ import {
   QueryCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { conditionally } from "#adapters/dynamo-errors";
-import { decodePageToken, encodePageToken, hasExactly } from "#adapters/page-tokens";
+import {
+  countWithinPageBudget,
+  decodePageToken,
+  encodePageToken,
+  hasExactly,
+} from "#adapters/page-tokens";
 import type { EnrollmentTriggers } from "#domain/enrollment-triggers";
 import type { WorkflowListQuery } from "#domain/list-queries";
 import type { ObjectType, Workflow } from "#domain/workflow";
@@ -23,12 +28,6 @@ const BY_CREATION = indexes.workflowsByCreation;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 /** Longer than any id the server assigns; a page token naming a longer one is forged. */
 const MAX_ID_LENGTH = 100;
-/**
- * The most JSON a page of workflows holds. DynamoDB reads up to 1 MB at once, but a workflow's
- * JSON can be several times its stored size (a control character is one byte stored and six as
- * JSON), and a Lambda response must stay under 6 MB.
- */
-const MAX_PAGE_JSON_BYTES = 4 * 1024 * 1024;
 
 /** A page of workflows, oldest first. */
 export interface WorkflowPage {
@@ -94,17 +93,12 @@ export class WorkflowsTable {
           query.nextToken === undefined ? undefined : decodePageToken(query.nextToken, pageKey),
       }),
     );
-    const workflows: Workflow[] = [];
-    let jsonBytes = 0;
-    for (const item of page.Items ?? []) {
-      const workflow = toWorkflow(item);
-      jsonBytes += Buffer.byteLength(JSON.stringify(workflow), "utf8");
-      const last = workflows.at(-1);
-      if (jsonBytes > MAX_PAGE_JSON_BYTES && last !== undefined) {
-        // The page ends after the last workflow that fits; the next one starts there.
-        return { workflows, nextToken: encodePageToken(indexKeyOf(last)) };
-      }
-      workflows.push(workflow);
+    const workflows = (page.Items ?? []).map(toWorkflow);
+    const fit = countWithinPageBudget(workflows);
+    const last = workflows[fit - 1];
+    if (fit < workflows.length && last !== undefined) {
+      // The page ends after the last workflow that fits; the next one starts there.
+      return { workflows: workflows.slice(0, fit), nextToken: encodePageToken(indexKeyOf(last)) };
     }
     return { workflows, nextToken: encodePageToken(page.LastEvaluatedKey) };
   }
