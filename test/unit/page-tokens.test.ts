@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { decodePageToken, encodePageToken, hasExactly } from "#adapters/page-tokens";
+import {
+  countWithinPageBudget,
+  decodePageToken,
+  encodePageToken,
+  hasExactly,
+  MAX_PAGE_JSON_BYTES,
+} from "#adapters/page-tokens";
 import { ValidationError } from "#domain/errors";
 
 const readKey = (value: Readonly<Record<string, unknown>>) =>
@@ -34,5 +40,23 @@ describe("page tokens", () => {
     // Assess
     expect(decode).toThrow(ValidationError);
     expect(decode).toThrow(/^nextToken: is not a token of this list/);
+  });
+});
+
+describe("a page's JSON budget", () => {
+  it("holds items until their JSON passes 4 MiB, and always the first", () => {
+    // Prepare: items of about 1.5 MiB of JSON each
+    const item = { text: "x".repeat(1.5 * 1024 * 1024) };
+
+    // Act
+    const counts = [[], [item], [item, item], [item, item, item, item]].map((items) =>
+      countWithinPageBudget(items),
+    );
+    const oneHuge = countWithinPageBudget([{ text: "x".repeat(MAX_PAGE_JSON_BYTES + 1) }, item]);
+
+    // Assess
+    expect(MAX_PAGE_JSON_BYTES).toBe(4 * 1024 * 1024);
+    expect(counts).toEqual([0, 1, 2, 2]);
+    expect(oneHuge).toBe(1);
   });
 });
