@@ -7,6 +7,7 @@ import {
   UnsupportedMediaTypeError,
   ValidationError,
 } from "#domain/errors";
+import { hasLoneSurrogate } from "#domain/unicode";
 import { MAX_REQUEST_BODY_BYTES } from "#shared/contract";
 
 /** A handled request's outcome before it becomes an API Gateway result. */
@@ -74,10 +75,22 @@ export function jsonBody(event: APIGatewayProxyEvent): unknown {
     );
   }
   try {
-    return JSON.parse(text);
-  } catch {
+    return JSON.parse(text, refuseLoneSurrogates);
+  } catch (error) {
+    if (error instanceof ValidationError) throw error;
     throw new ValidationError("body", "must be valid JSON");
   }
+}
+
+/** A reviver for `JSON.parse` that refuses any name or string UTF-8 cannot carry. */
+function refuseLoneSurrogates(key: string, value: unknown): unknown {
+  if (hasLoneSurrogate(key) || (typeof value === "string" && hasLoneSurrogate(value))) {
+    throw new ValidationError(
+      "body",
+      "must be valid Unicode text; a \\u escape of a lone surrogate (\\ud800 without its pair) is not",
+    );
+  }
+  return value;
 }
 
 /** A request header, whatever the case of its name. */

@@ -187,6 +187,7 @@ describe("bad input", () => {
         "properties.email",
       ],
       ["PUT", "/objects/contacts/7", { properties: {}, extra: 1 }, 400, "extra"],
+      ["PUT", "/objects/contacts/7", '{"properties":{"x":"\\ud800"}}', 400, "body"],
       ["PUT", "/objects/contacts/7", huge, 413],
       ["GET", "/objects/contacts/missing", undefined, 404],
       [

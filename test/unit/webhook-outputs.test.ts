@@ -77,6 +77,26 @@ describe("webhook outputs", () => {
     expect(result).toMatchObject({ written: false });
   });
 
+  it("refuse a value UTF-8 cannot carry: a lone surrogate JSON escaped", () => {
+    // Act
+    const [lone, paired] = readOutputs(
+      [
+        { path: "a", property: "p" },
+        { path: "b", property: "q" },
+      ],
+      response('{"a":"x\\ud800","b":"\\ud83d\\ude00"}'),
+    );
+
+    // Assess
+    expect(lone).toEqual({
+      path: "a",
+      property: "p",
+      written: false,
+      reason: "value is not valid Unicode text",
+    });
+    expect(paired).toMatchObject({ written: true, value: "\u{1F600}" });
+  });
+
   it("write values up to 256 KiB of UTF-8 together, and none past it", () => {
     // Prepare: four values of 64 KiB fill the budget exactly; the fifth, of one byte, passes it
     const full = "x".repeat(MAX_OUTPUT_VALUE_LENGTH);

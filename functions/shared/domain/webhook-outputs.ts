@@ -2,6 +2,7 @@
  * Webhook outputs (docs/contract.md): values read from a webhook's JSON response and written into
  * the enrolled record before its next action, which is how a workflow retrieves data.
  */
+import { hasLoneSurrogate } from "#domain/unicode";
 import type { WebhookOutput } from "#domain/workflow";
 
 /** Outputs are read from at most this much of a response (docs/contract.md). */
@@ -59,6 +60,9 @@ export function readOutputs(
       };
     }
     const text = String(value);
+    if (hasLoneSurrogate(text)) {
+      return { ...output, written: false, reason: "value is not valid Unicode text" };
+    }
     if (text.length > MAX_OUTPUT_VALUE_LENGTH) {
       return {
         ...output,
