@@ -75,12 +75,16 @@ export function jsonBody(event: APIGatewayProxyEvent): unknown {
     );
   }
   try {
-    return JSON.parse(text, refuseLoneSurrogates);
+    // A surrogate comes only from a \u escape: a body without one is parsed without the reviver.
+    return SURROGATE_ESCAPE.test(text) ? JSON.parse(text, refuseLoneSurrogates) : JSON.parse(text);
   } catch (error) {
     if (error instanceof ValidationError) throw error;
     throw new ValidationError("body", "must be valid JSON");
   }
 }
+
+/** A JSON `\u` escape of a surrogate, paired or not. */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
 
 /** A reviver for `JSON.parse` that refuses any name or string UTF-8 cannot carry. */
 function refuseLoneSurrogates(key: string, value: unknown): unknown {

@@ -145,15 +145,14 @@ export class DeliveriesTable {
       bodyWritten = await this.putOnce({ pk: delivery.deliveryId, sk: BODY_SK, bodyGzip });
     }
     const created = await this.putOnce({ pk: delivery.deliveryId, sk: SK, ...state });
-    if (!created && bodyWritten) {
-      await this.documents.send(
-        new DeleteCommand({
-          TableName: this.tableName,
-          Key: { pk: delivery.deliveryId, sk: BODY_SK },
-        }),
-      );
-    }
+    if (!created && bodyWritten) await this.deleteBody(delivery.deliveryId);
     return created;
+  }
+
+  private async deleteBody(deliveryId: string): Promise<void> {
+    await this.documents.send(
+      new DeleteCommand({ TableName: this.tableName, Key: { pk: deliveryId, sk: BODY_SK } }),
+    );
   }
 
   /**
@@ -178,9 +177,7 @@ export class DeliveriesTable {
       const state = await this.readState(deliveryId);
       if (state !== undefined) return false;
     }
-    await this.documents.send(
-      new DeleteCommand({ TableName: this.tableName, Key: { pk: deliveryId, sk: BODY_SK } }),
-    );
+    await this.deleteBody(deliveryId);
     return true;
   }
 
