@@ -143,6 +143,16 @@ async function allPages<Page extends { nextToken: string | null }>(
   return pages;
 }
 
+/** Every one of `outcomes` is a refusal (a 400) that names `field`. */
+function expectRefusedNaming(field: string, outcomes: readonly PromiseSettledResult<unknown>[]) {
+  for (const outcome of outcomes) {
+    expect(outcome.status).toBe("rejected");
+    const reason = (outcome as PromiseRejectedResult).reason;
+    expect(reason).toBeInstanceOf(ValidationError);
+    expect((reason as ValidationError).field).toBe(field);
+  }
+}
+
 describe("listing a workflow's deliveries", () => {
   it("pages through them newest first by the index, each as a list shows it, and nothing else", async () => {
     // Prepare
@@ -304,12 +314,7 @@ describe("listing a workflow's deliveries", () => {
     });
 
     // Assess
-    for (const outcome of outcomes) {
-      expect(outcome.status).toBe("rejected");
-      const reason = (outcome as PromiseRejectedResult).reason;
-      expect(reason).toBeInstanceOf(ValidationError);
-      expect((reason as ValidationError).field).toBe("nextToken");
-    }
+    expectRefusedNaming("nextToken", outcomes);
     expect(withGenuine.deliveries).toHaveLength(1);
     await expect(elsewhere).rejects.toBeInstanceOf(ValidationError);
   });
@@ -435,12 +440,7 @@ describe("listing a workflow's enrollments", () => {
     });
 
     // Assess
-    for (const outcome of outcomes) {
-      expect(outcome.status).toBe("rejected");
-      const reason = (outcome as PromiseRejectedResult).reason;
-      expect(reason).toBeInstanceOf(ValidationError);
-      expect((reason as ValidationError).field).toBe("nextToken");
-    }
+    expectRefusedNaming("nextToken", outcomes);
     expect(withGenuine.enrollments.map((enrollment) => enrollment.objectId)).toEqual(["c1"]);
     await expect(byRecord).rejects.toBeInstanceOf(ValidationError);
   });

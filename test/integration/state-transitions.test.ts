@@ -325,7 +325,7 @@ describe("a webhook's outputs", () => {
       // A receiver that echoes the request's API key back.
       body: JSON.stringify({ data: { tier: "gold", seats: 12, echo: apiKey } }),
     });
-    const enrollment = await enrolled([
+    const { enrollment, deliveryId } = await startedWebhook([
       {
         type: "webhook",
         url: receiver.url("/enrich"),
@@ -340,16 +340,6 @@ describe("a webhook's outputs", () => {
       },
       { type: "setProperty", property: "synced", value: "yes" },
     ]);
-    await runWorkflowStep(steps, {
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: 0,
-    });
-    await aws.drain("webhookLane");
-    const deliveryId = deliveryIdFor(
-      enrollment.enrollmentId,
-      enrollment.actions[0]?.actionId ?? "",
-    );
 
     // Act: the attempt, then its message again after the consumer that moved the enrollment on
     // is taken to have stopped before it (the action is put back as it was)
@@ -400,7 +390,7 @@ describe("a webhook's outputs the record does not take", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ tier: "gold" }),
     });
-    const enrollment = await enrolled([
+    const { enrollment, deliveryId } = await startedWebhook([
       {
         type: "webhook",
         url: receiver.url("/enrich-deleted"),
@@ -410,16 +400,6 @@ describe("a webhook's outputs the record does not take", () => {
       },
       { type: "setProperty", property: "synced", value: "yes" },
     ]);
-    await runWorkflowStep(steps, {
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: 0,
-    });
-    await aws.drain("webhookLane");
-    const deliveryId = deliveryIdFor(
-      enrollment.enrollmentId,
-      enrollment.actions[0]?.actionId ?? "",
-    );
     await aws.documents.send(
       new DeleteCommand({
         TableName: aws.resources.tables.records,
@@ -453,7 +433,7 @@ describe("a webhook's outputs that read one long value many times", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ v: long }),
     });
-    const enrollment = await enrolled([
+    const { enrollment, deliveryId } = await startedWebhook([
       {
         type: "webhook",
         url: receiver.url("/enrich-long"),
@@ -463,16 +443,6 @@ describe("a webhook's outputs that read one long value many times", () => {
       },
       { type: "setProperty", property: "synced", value: "yes" },
     ]);
-    await runWorkflowStep(steps, {
-      type: "advance",
-      enrollmentId: enrollment.enrollmentId,
-      actionIndex: 0,
-    });
-    await aws.drain("webhookLane");
-    const deliveryId = deliveryIdFor(
-      enrollment.enrollmentId,
-      enrollment.actions[0]?.actionId ?? "",
-    );
 
     // Act
     const report = await makeDeliveryAttempt(deliver, { deliveryId, attempt: 1 });
@@ -541,14 +511,23 @@ function deliveryWrites(): string[] {
 
 /** The delivery of a one-webhook workflow's enrollment, handed to the lane and not yet attempted. */
 async function startedDelivery(path: string): Promise<string> {
-  const enrollment = await enrolled([webhook(path)]);
+  return (await startedWebhook([webhook(path)])).deliveryId;
+}
+
+/**
+ * An enrollment into a workflow of `actions`, the first a webhook, whose step has built the
+ * delivery and handed it to the lane (the lane's message taken away, not yet attempted).
+ */
+async function startedWebhook(actions: WorkflowAction[]) {
+  const enrollment = await enrolled(actions);
   await runWorkflowStep(steps, {
     type: "advance",
     enrollmentId: enrollment.enrollmentId,
     actionIndex: 0,
   });
   await aws.drain("webhookLane");
-  return deliveryIdFor(enrollment.enrollmentId, enrollment.actions[0]?.actionId ?? "");
+  const deliveryId = deliveryIdFor(enrollment.enrollmentId, enrollment.actions[0]?.actionId ?? "");
+  return { enrollment, deliveryId };
 }
 
 describe("delivery attempts under duplicate and concurrent messages", () => {
