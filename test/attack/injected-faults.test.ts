@@ -295,6 +295,23 @@ function arm(point: InjectionPoint, work: Work): InjectedErrors {
   );
 }
 
+/**
+ * Lets the system settle, then sweeps, a few minutes apart on its clock, while `work` is still
+ * open (at most `MAX_SWEEPS` times); what stood open before the first sweep.
+ */
+async function settleAndSweep(work: Work): Promise<string[]> {
+  await system.settle();
+  const stuckBeforeSweep = await openWorkOf(work);
+  let sweeps = 0;
+  while ((await openWorkOf(work)).length > 0 && sweeps < MAX_SWEEPS) {
+    system.clock.now += BETWEEN_SWEEPS_MS;
+    await system.sweep();
+    await system.settle();
+    sweeps += 1;
+  }
+  return stuckBeforeSweep;
+}
+
 /** This scenario's work that has not ended. */
 async function openWorkOf(work: Work): Promise<string[]> {
   const enrollment = await system.tables.enrollments.get(work.enrollmentId);
@@ -328,15 +345,7 @@ describe("five faults in a row at one point of the engine or the deliver path", 
     const faults = arm(point, work);
 
     // Act
-    await system.settle();
-    const stuckBeforeSweep = await openWorkOf(work);
-    let sweeps = 0;
-    while ((await openWorkOf(work)).length > 0 && sweeps < MAX_SWEEPS) {
-      system.clock.now += BETWEEN_SWEEPS_MS;
-      await system.sweep();
-      await system.settle();
-      sweeps += 1;
-    }
+    const stuckBeforeSweep = await settleAndSweep(work);
     const injected = faults.count();
     faults.remove();
 
@@ -398,15 +407,7 @@ describe("faults in a row at one point of the API's start of a first webhook act
       enrollmentId,
       deliveryId: deliveryIdFor(enrollmentId, started?.actions[0]?.actionId ?? ""),
     };
-    await system.settle();
-    const stuckBeforeSweep = await openWorkOf(work);
-    let sweeps = 0;
-    while ((await openWorkOf(work)).length > 0 && sweeps < MAX_SWEEPS) {
-      system.clock.now += BETWEEN_SWEEPS_MS;
-      await system.sweep();
-      await system.settle();
-      sweeps += 1;
-    }
+    const stuckBeforeSweep = await settleAndSweep(work);
     const injected = faults.count();
     faults.remove();
 
